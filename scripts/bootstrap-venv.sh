@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Creates (or refreshes) the project's dev/test virtualenv at .venv with the locked dependency set.
+# Idempotent: a re-run on a finished venv takes seconds. Works from a clean clone, as root or not.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PIP_CERT=${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}
+PY=${PYTHON:-python3.11}
+VENV=${VENV:-.venv}
+LOCKS=(-c services/ofa-ve/requirements.lock -c webhook-relay/requirements.lock -c requirements-dev.lock)
+# fairseq ships only as source and compiles C++ extensions against one torch: cache the wheel per torch version.
+TORCH_VERSION=$(awk -F'==' '$1=="torch"{print $2}' services/ofa-ve/requirements.lock)
+WHEELS=${OFA_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ofa-ve-wheels/torch-$TORCH_VERSION}
+
+log() { printf '[bootstrap-venv] %s\n' "$*" >&2; }
+
+[ -x "$VENV/bin/python" ] || { log "creating $VENV with $PY"; "$PY" -m venv "$VENV"; }
+pip() { "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@"; }
+pip install "pip==$(awk -F'==' '$1=="pip"{print $2}' requirements-dev.lock)"
+
+# Marker: skip the heavy work when the venv already matches the locks byte for byte.
+stamp="$VENV/.locks.sha256"
+want=$(cat services/ofa-ve/requirements.lock webhook-relay/requirements.lock requirements-dev.lock \
+  services/ofa-ve/pyproject.toml webhook-relay/pyproject.toml | sha256sum | cut -d' ' -f1)
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  log "venv up to date"; exit 0
+fi
+
+# The locks pin the torch/torchvision/torchaudio trio, so pip never picks up another torch lying on disk.
+log "installing torch trio and build tools"
+pip install "${LOCKS[@]}" torch torchvision torchaudio setuptools wheel Cython numpy
+
+if ! ls "$WHEELS"/fairseq_fixed-*.whl >/dev/null 2>&1; then
+  log "building fairseq wheel against torch $TORCH_VERSION (a few minutes, once per machine)"
+  mkdir -p "$WHEELS"
+  pip wheel "${LOCKS[@]}" --no-build-isolation --no-deps -w "$WHEELS" \
+    "fairseq-fixed==$(awk -F'==' '$1=="fairseq-fixed"{print $2}' services/ofa-ve/requirements.lock)"
+fi
+
+log "installing services (editable) and dev tools"
+pip install "${LOCKS[@]}" --find-links "$WHEELS" \
+  -e services/ofa-ve -e webhook-relay -r requirements-dev.txt
+"$VENV/bin/python" -m pip check
+echo "$want" >"$stamp"
+log "done"

@@ -1,0 +1,1 @@
+"""Helpers shared by the test suites: repo paths, tool binaries, requirement switches, free ports."""
