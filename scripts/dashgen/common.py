@@ -1,0 +1,38 @@
+"""Pieces shared by the dashboards: cross-links and the alert-level thresholds they draw."""
+
+from __future__ import annotations
+
+from dashgen.links import RUNBOOK_URL
+
+# Alert thresholds from prometheus/alerts/*.alerts.yml, drawn as dashed lines on the panels.
+P95_LATENCY_ALERT_SECONDS = 2
+ERROR_RATIO_ALERT = 0.03
+GPU_MEMORY_ALERT_RATIO = 0.9
+GPU_TEMPERATURE_ALERT_CELSIUS = 85
+
+
+def links() -> list[dict]:
+    """Header links: the other generated dashboards (by tag) and the runbook."""
+    return [
+        {
+            "type": "dashboards",
+            "title": "OFA-VE dashboards",
+            "tags": ["ofa-ve"],
+            "asDropdown": True,
+            "includeVars": False,
+            "keepTime": True,
+            "icon": "external link",
+            "targetBlank": False,
+        },
+        {
+            "type": "link",
+            "title": "Runbook",
+            "url": RUNBOOK_URL,
+            "icon": "doc",
+            "targetBlank": True,
+            "tags": [],
+            "asDropdown": False,
+            "includeVars": False,
+            "keepTime": False,
+        },
+    ]

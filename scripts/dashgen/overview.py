@@ -1,0 +1,338 @@
+"""OFA-VE overview: traffic, latency and where it goes, load, GPU, model."""
+
+from __future__ import annotations
+
+from dashgen.common import (
+    ERROR_RATIO_ALERT,
+    GPU_MEMORY_ALERT_RATIO,
+    GPU_TEMPERATURE_ALERT_CELSIUS,
+    P95_LATENCY_ALERT_SECONDS,
+    links,
+)
+from dashgen.links import OVERVIEW_UID
+from dashgen.panels import Grid, dashboard, heatmap, instance_variable, stat, timeseries
+
+SEL = 'instance=~"$instance"'
+JOB_SEL = f'job="ofa-ve", {SEL}'
+
+
+def _traffic(g: Grid) -> None:
+    g.row("Traffic")
+    g.add(
+        timeseries(
+            "Requests per second by result",
+            [(f"sum by (result) (instance_result:ofa_ve_requests:rate5m{{{SEL}}})", "{{result}}")],
+            "reqps",
+            description="Recorded 5-minute rates; server_error includes 503 (rejected) and 504 (deadline).",
+            stack=True,
+        )
+    )
+    g.add(
+        timeseries(
+            "Requests per second by endpoint and status",
+            [
+                (
+                    "sum by (endpoint, status_code) "
+                    f"(rate(ofa_ve_requests_total{{{SEL}}}[$__rate_interval]))",
+                    "{{endpoint}} {{status_code}}",
+                )
+            ],
+            "reqps",
+        )
+    )
+    g.add(
+        timeseries(
+            "Server error ratio",
+            [(f"instance:ofa_ve_request_errors:ratio_rate5m{{{SEL}}}", "{{instance}}")],
+            "percentunit",
+            description="5xx over all requests, per replica. Dashed line: OfaVeHighErrorRate threshold.",
+            thresholds=[(None, "green"), (ERROR_RATIO_ALERT, "red")],
+        )
+    )
+
+
+def _latency(g: Grid) -> None:
+    g.row("Latency")
+    buckets = f"sum by (le) (instance_le:ofa_ve_request_duration_seconds_bucket:rate5m{{{SEL}}})"
+    g.add(
+        timeseries(
+            "Request latency P50 / P90 / P95 / P99",
+            [(f"histogram_quantile({q}, {buckets})", f"p{q[2:]}") for q in ("0.5", "0.9", "0.95", "0.99")],
+            "s",
+            description="Over the selected replicas. Dashed line: OfaVeHighLatency threshold on P95.",
+            thresholds=[(None, "green"), (P95_LATENCY_ALERT_SECONDS, "red")],
+        )
+    )
+    g.add(
+        heatmap(
+            "Request latency heatmap",
+            f"sum by (le) (increase(ofa_ve_request_duration_seconds_bucket{{{SEL}}}[$__rate_interval]))",
+            "s",
+            description="Requests per latency bucket per interval.",
+        )
+    )
+    g.add(
+        timeseries(
+            "P95 latency by endpoint",
+            [
+                (
+                    "histogram_quantile(0.95, sum by (endpoint, le) "
+                    f"(rate(ofa_ve_request_duration_seconds_bucket{{{SEL}}}[$__rate_interval])))",
+                    "{{endpoint}}",
+                )
+            ],
+            "s",
+        )
+    )
+    g.add(
+        timeseries(
+            "Where the time goes: mean seconds per stage",
+            [(f"avg by (stage) (instance_stage:ofa_ve_stage_duration_seconds:mean5m{{{SEL}}})", "{{stage}}")],
+            "s",
+            description="Stacked mean time of decode, queue, preprocess, inference and postprocess.",
+            stack=True,
+        ),
+        width=12,
+    )
+    g.add(
+        timeseries(
+            "Stage latency P95",
+            [
+                (
+                    "max by (stage) (instance_stage_quantile:ofa_ve_stage_duration_seconds:histogram_quantile"
+                    f'{{quantile="0.95", {SEL}}})',
+                    "{{stage}}",
+                )
+            ],
+            "s",
+        ),
+        width=12,
+    )
+
+
+def _load(g: Grid) -> None:
+    g.row("Load and queue")
+    g.add(
+        timeseries(
+            "In-flight requests",
+            [(f"sum by (instance) (ofa_ve_in_flight_requests{{{SEL}}})", "{{instance}}")],
+            "short",
+        ),
+        width=6,
+    )
+    g.add(
+        timeseries(
+            "Queue depth and capacity",
+            [
+                (f"sum by (instance) (ofa_ve_queue_depth{{{SEL}}})", "{{instance}} depth"),
+                (f"sum by (instance) (ofa_ve_queue_capacity{{{SEL}}})", "{{instance}} capacity"),
+            ],
+            "short",
+        ),
+        width=6,
+    )
+    g.add(
+        timeseries(
+            "Rejected requests by reason",
+            [(f"sum by (reason) (rate(ofa_ve_rejected_total{{{SEL}}}[$__rate_interval]))", "{{reason}}")],
+            "reqps",
+        ),
+        width=6,
+    )
+    g.add(
+        timeseries(
+            "Errors by type",
+            [(f"sum by (type) (rate(ofa_ve_errors_total{{{SEL}}}[$__rate_interval]))", "{{type}}")],
+            "reqps",
+        ),
+        width=6,
+    )
+    g.add(
+        timeseries(
+            "Batch size",
+            [
+                (
+                    f"sum(rate(ofa_ve_batch_size_sum{{{SEL}}}[$__rate_interval]))"
+                    f" / sum(rate(ofa_ve_batch_size_count{{{SEL}}}[$__rate_interval]))",
+                    "mean",
+                ),
+                (
+                    "histogram_quantile(0.95, sum by (le) "
+                    f"(rate(ofa_ve_batch_size_bucket{{{SEL}}}[$__rate_interval])))",
+                    "p95",
+                ),
+            ],
+            "short",
+        )
+    )
+    g.add(
+        timeseries(
+            "Input image size P50 / P95",
+            [
+                (
+                    f"histogram_quantile({q}, sum by (le) "
+                    f"(rate(ofa_ve_image_size_bytes_bucket{{{SEL}}}[$__rate_interval])))",
+                    f"p{q[2:]}",
+                )
+                for q in ("0.5", "0.95")
+            ],
+            "bytes",
+        )
+    )
+    g.add(
+        timeseries(
+            "Input image pixels P50 / P95",
+            [
+                (
+                    f"histogram_quantile({q}, sum by (le) "
+                    f"(rate(ofa_ve_image_pixels_bucket{{{SEL}}}[$__rate_interval])))",
+                    f"p{q[2:]}",
+                )
+                for q in ("0.5", "0.95")
+            ],
+            "short",
+        )
+    )
+
+
+def _gpu(g: Grid) -> None:
+    g.row("GPU")
+    g.add(
+        timeseries(
+            "GPU memory used / total",
+            [
+                (f"ofa_ve_gpu_memory_used_bytes{{{SEL}}}", "{{instance}} gpu {{gpu}} used"),
+                (f"ofa_ve_gpu_memory_total_bytes{{{SEL}}}", "{{instance}} gpu {{gpu}} total"),
+            ],
+            "bytes",
+        )
+    )
+    g.add(
+        timeseries(
+            "GPU memory used ratio",
+            [(f"instance_gpu:ofa_ve_gpu_memory:ratio{{{SEL}}}", "{{instance}} gpu {{gpu}}")],
+            "percentunit",
+            description="Dashed line: OfaVeGpuMemoryHigh threshold.",
+            maximum=1,
+            thresholds=[(None, "green"), (GPU_MEMORY_ALERT_RATIO, "red")],
+        )
+    )
+    g.add(
+        timeseries(
+            "GPU utilisation",
+            [(f"ofa_ve_gpu_utilization_ratio{{{SEL}}}", "{{instance}} gpu {{gpu}}")],
+            "percentunit",
+            maximum=1,
+        )
+    )
+    g.add(
+        timeseries(
+            "GPU temperature",
+            [(f"ofa_ve_gpu_temperature_celsius{{{SEL}}}", "{{instance}} gpu {{gpu}}")],
+            "celsius",
+            description="Dashed line: OfaVeGpuTooHot threshold.",
+            minimum=None,
+            thresholds=[(None, "green"), (GPU_TEMPERATURE_ALERT_CELSIUS, "red")],
+        )
+    )
+    g.add(
+        timeseries(
+            "GPU power",
+            [
+                (f"ofa_ve_gpu_power_watts{{{SEL}}}", "{{instance}} gpu {{gpu}}"),
+                (
+                    f"rate(ofa_ve_gpu_energy_joules_total{{{SEL}}}[$__rate_interval])",
+                    "{{instance}} gpu {{gpu}} (from energy)",
+                ),
+            ],
+            "watt",
+        )
+    )
+    g.add(
+        timeseries(
+            "PyTorch memory allocated / reserved",
+            [
+                (f"ofa_ve_torch_memory_allocated_bytes{{{SEL}}}", "{{instance}} {{device}} allocated"),
+                (f"ofa_ve_torch_memory_reserved_bytes{{{SEL}}}", "{{instance}} {{device}} reserved"),
+            ],
+            "bytes",
+        )
+    )
+
+
+def _model(g: Grid) -> None:
+    g.row("Model and process")
+    g.add(
+        stat(
+            "Model ready",
+            [(f"ofa_ve_model_ready{{{SEL}}}", "{{instance}}")],
+            "bool_yes_no",
+            thresholds=[(None, "red"), (1, "green")],
+        ),
+        width=6,
+        height=5,
+    )
+    g.add(
+        stat(
+            "GPU available",
+            [(f"ofa_ve_gpu_available{{{SEL}}}", "{{instance}}")],
+            "bool_yes_no",
+            description="0 on CPU-only replicas: GPU panels stay empty there.",
+            thresholds=[(None, "orange"), (1, "green")],
+        ),
+        width=6,
+        height=5,
+    )
+    g.add(
+        stat(
+            "Model load time",
+            [(f"ofa_ve_model_load_duration_seconds{{{SEL}}}", "{{instance}}")],
+            "s",
+            decimals=1,
+        ),
+        width=6,
+        height=5,
+    )
+    g.add(
+        stat(
+            "Model load failures in range",
+            [(f"sum(increase(ofa_ve_model_load_failures_total{{{SEL}}}[$__range]))", "failures")],
+            "short",
+            thresholds=[(None, "green"), (1, "red")],
+            decimals=0,
+        ),
+        width=6,
+        height=5,
+    )
+    g.add(
+        timeseries(
+            "Process resident memory",
+            [(f"process_resident_memory_bytes{{{JOB_SEL}}}", "{{instance}}")],
+            "bytes",
+        ),
+        width=12,
+    )
+    g.add(
+        timeseries(
+            "Process CPU",
+            [(f"rate(process_cpu_seconds_total{{{JOB_SEL}}}[$__rate_interval])", "{{instance}}")],
+            "percentunit",
+            description="CPU seconds per second: 100 % is one full core.",
+        ),
+        width=12,
+    )
+
+
+def build() -> dict:
+    """The overview dashboard."""
+    g = Grid()
+    for section in (_traffic, _latency, _load, _gpu, _model):
+        section(g)
+    return dashboard(
+        OVERVIEW_UID,
+        "OFA-VE overview",
+        "Traffic, latency and where it goes, queue, GPU and model state of the OFA-VE service.",
+        g,
+        [instance_variable("ofa-ve")],
+        links(),
+    )

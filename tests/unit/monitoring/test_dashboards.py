@@ -1,0 +1,161 @@
+"""Static checks of the generated Grafana dashboards and their provisioning."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.support.env import ROOT
+from tests.support.monitoring import DASHBOARD_DIR, GENERATOR, dashboards, links
+from tests.support.promql import dashboard_expressions
+
+BOARDS = dashboards()
+
+
+def _panels(board: dict[str, Any]) -> list[dict[str, Any]]:
+    return [panel for panel in board["panels"] if panel["type"] != "row"]
+
+
+def _titles(board: dict[str, Any]) -> str:
+    return "\n".join(panel["title"] for panel in _panels(board))
+
+
+def test_committed_dashboards_equal_a_fresh_generation(tmp_path: Any) -> None:
+    """Regenerating from scripts/dashgen gives exactly the committed JSON files (`make dashboards`)."""
+    check = subprocess.run(
+        [sys.executable, str(GENERATOR), "--check"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert check.returncode == 0, check.stderr
+    fresh = subprocess.run(
+        [sys.executable, str(GENERATOR), "--out", str(tmp_path)], capture_output=True, text=True, timeout=60
+    )
+    assert fresh.returncode == 0, fresh.stderr
+    generated = {p.name: p.read_text(encoding="utf-8") for p in tmp_path.glob("*.json")}
+    committed = {p.name: p.read_text(encoding="utf-8") for p in DASHBOARD_DIR.glob("*.json")}
+    assert generated == committed
+
+
+def test_check_mode_reports_a_hand_edited_dashboard(tmp_path: Any) -> None:
+    """`--check` fails when a dashboard file differs from the generated one."""
+    subprocess.run([sys.executable, str(GENERATOR), "--out", str(tmp_path)], check=True, capture_output=True)
+    edited = tmp_path / "ofa-ve-slo.json"
+    edited.write_text(edited.read_text(encoding="utf-8").replace("OFA-VE SLO", "My SLO"), encoding="utf-8")
+    check = subprocess.run(
+        [sys.executable, str(GENERATOR), "--check", "--out", str(tmp_path)], capture_output=True, text=True
+    )
+    assert check.returncode == 1
+    assert "ofa-ve-slo.json" in check.stderr
+
+
+def test_the_three_dashboards_have_distinct_fixed_uids() -> None:
+    """Overview, SLO and alert-pipeline dashboards exist under the uids alerts link to."""
+    urls = links()
+    assert {board["uid"] for board in BOARDS.values()} == {urls.OVERVIEW_UID, urls.SLO_UID, urls.PIPELINE_UID}
+
+
+@pytest.mark.parametrize("name", sorted(BOARDS))
+def test_every_query_uses_the_provisioned_datasource_uid(name: str) -> None:
+    """Panels and queries name the fixed datasource uid; no ${DS_...} placeholder anywhere."""
+    board = BOARDS[name]
+    assert "${DS_" not in json.dumps(board)
+    for panel in _panels(board):
+        assert panel["datasource"] == links().DATASOURCE, panel["title"]
+        for target in panel["targets"]:
+            assert target["datasource"] == links().DATASOURCE, panel["title"]
+
+
+@pytest.mark.parametrize("name", sorted(BOARDS))
+def test_every_panel_has_a_unit_and_a_query(name: str) -> None:
+    """Each panel states the unit of what it shows and has at least one non-empty query."""
+    for panel in _panels(BOARDS[name]):
+        assert panel["fieldConfig"]["defaults"]["unit"], panel["title"]
+        assert panel["targets"] and all(t["expr"].strip() for t in panel["targets"]), panel["title"]
+
+
+@pytest.mark.parametrize("name", sorted(BOARDS))
+def test_panel_ids_are_unique_and_panels_do_not_overlap(name: str) -> None:
+    """Panel ids are unique and no two panels claim the same grid cell."""
+    panels = BOARDS[name]["panels"]
+    assert len({panel["id"] for panel in panels}) == len(panels)
+    cells: set[tuple[int, int]] = set()
+    for panel in panels:
+        pos = panel["gridPos"]
+        assert pos["x"] + pos["w"] <= 24, panel["title"]
+        area = {
+            (x, y) for x in range(pos["x"], pos["x"] + pos["w"]) for y in range(pos["y"], pos["y"] + pos["h"])
+        }
+        assert not cells & area, panel["title"]
+        cells |= area
+
+
+def test_overview_has_instance_variable_and_every_query_filters_by_it() -> None:
+    """The overview's `instance` variable lists ofa-ve targets and every panel query uses it."""
+    board = BOARDS["ofa-ve-overview.json"]
+    (variable,) = board["templating"]["list"]
+    assert variable["name"] == "instance" and variable["includeAll"] and variable["multi"]
+    assert variable["query"]["query"] == 'label_values(up{job="ofa-ve"}, instance)'
+    for panel in _panels(board):
+        for target in panel["targets"]:
+            assert '$instance"' in target["expr"], panel["title"]
+
+
+@pytest.mark.parametrize(
+    ("name", "wanted"),
+    [
+        (
+            "ofa-ve-overview.json",
+            ["by result", "P50 / P90 / P95 / P99", "error ratio", "Where the time goes", "In-flight", "Queue",
+             "Rejected", "Batch size", "GPU memory", "GPU utilisation", "GPU temperature", "GPU power",
+             "Model ready", "Model load time", "heatmap"],
+        ),
+        ("ofa-ve-slo.json", ["Availability: error budget remaining", "Availability: burn rate per window",
+                             "Latency: error budget remaining", "Latency: burn rate per window"]),
+        ("alert-pipeline.json", ["Alerts firing", "Notifications by integration", "Messages delivered",
+                                 "Delivery failures", "Outbox pending", "Dead letters"]),
+    ],
+)  # fmt: skip
+def test_dashboards_show_what_the_issue_asks_for(name: str, wanted: list[str]) -> None:
+    """Each dashboard has the panels the issue lists."""
+    titles = _titles(BOARDS[name]).lower()
+    missing = [w for w in wanted if w.lower() not in titles]
+    assert not missing
+
+
+def test_latency_heatmap_reads_histogram_buckets() -> None:
+    """The heatmap panel plots pre-bucketed `le` series instead of recalculating buckets."""
+    (panel,) = [p for p in _panels(BOARDS["ofa-ve-overview.json"]) if p["type"] == "heatmap"]
+    assert panel["options"]["calculate"] is False
+    assert panel["targets"][0]["format"] == "heatmap"
+    assert "ofa_ve_request_duration_seconds_bucket" in panel["targets"][0]["expr"]
+
+
+def test_slo_burn_rate_panels_cover_every_recorded_window() -> None:
+    """Every window recorded for an SLO is plotted as a burn rate."""
+    recorded = {
+        rule["record"]
+        for group in yaml.safe_load((ROOT / "prometheus/rules/slo.rules.yml").read_text(encoding="utf-8"))[
+            "groups"
+        ]
+        for rule in group["rules"]
+    }
+    plotted = "\n".join(expr for _, expr in dashboard_expressions(BOARDS["ofa-ve-slo.json"]))
+    for name in recorded:
+        if ":ratio_rate" in name:
+            assert name in plotted, name
+
+
+def test_grafana_provisioning_matches_the_dashboards() -> None:
+    """The provisioned datasource has the uid dashboards use; the provider loads the mounted folder."""
+    datasources = yaml.safe_load((ROOT / "grafana/provisioning/datasources/prometheus.yml").read_text())
+    (source,) = datasources["datasources"]
+    assert source["uid"] == links().DATASOURCE["uid"] and source["type"] == "prometheus"
+    assert source["url"] == "http://prometheus:9090"
+    providers = yaml.safe_load((ROOT / "grafana/provisioning/dashboards/dashboards.yml").read_text())
+    (provider,) = providers["providers"]
+    assert provider["type"] == "file"
+    assert provider["options"]["path"] == "/var/lib/grafana/dashboards"

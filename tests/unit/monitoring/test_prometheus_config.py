@@ -1,0 +1,70 @@
+"""Static checks of prometheus/prometheus.yml against the stack's contract."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.support.monitoring import PROMETHEUS_DIR
+
+
+@pytest.fixture(scope="module")
+def config() -> dict[str, Any]:
+    return yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text(encoding="utf-8"))
+
+
+def _job(config: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(job for job in config["scrape_configs"] if job["job_name"] == name)
+
+
+def test_scrape_and_evaluation_every_15s_with_external_labels(config: dict[str, Any]) -> None:
+    """Scrape and rule evaluation run every 15 s and alerts carry external labels."""
+    assert config["global"]["scrape_interval"] == "15s"
+    assert config["global"]["evaluation_interval"] == "15s"
+    assert config["global"]["external_labels"]
+
+
+def test_ofa_ve_found_by_dns_so_scaled_replicas_are_scraped(config: dict[str, Any]) -> None:
+    """ofa-ve is discovered through DNS A records on port 8000, not a static target."""
+    job = _job(config, "ofa-ve")
+    assert "static_configs" not in job
+    assert job["dns_sd_configs"] == [
+        {"names": ["ofa-ve"], "type": "A", "port": 8000, "refresh_interval": "15s"}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("job", "target"),
+    [
+        ("webhook-relay", "webhook-relay:8080"),
+        ("alertmanager", "alertmanager:9093"),
+        ("prometheus", "localhost:9090"),
+    ],
+)
+def test_static_jobs_use_in_stack_hostnames(config: dict[str, Any], job: str, target: str) -> None:
+    """The other jobs scrape the compose service names of the contract."""
+    assert _job(config, job)["static_configs"] == [{"targets": [target]}]
+
+
+def test_every_job_labels_its_series_with_service(config: dict[str, Any]) -> None:
+    """Each job copies its name into the `service` label that rules and alerts group by."""
+    for job in config["scrape_configs"]:
+        assert {"source_labels": ["job"], "target_label": "service"} in job["relabel_configs"], job[
+            "job_name"
+        ]
+
+
+def test_alerts_go_to_alertmanager_and_rule_globs_find_files(config: dict[str, Any]) -> None:
+    """Alerts are sent to alertmanager:9093 and each rule glob matches at least one file."""
+    assert config["alerting"]["alertmanagers"] == [{"static_configs": [{"targets": ["alertmanager:9093"]}]}]
+    for pattern in config["rule_files"]:
+        assert list(PROMETHEUS_DIR.glob(pattern)), pattern
+
+
+def test_remote_write_is_documented_but_off() -> None:
+    """A commented-out remote_write example is there for long-term storage, and nothing is sent by default."""
+    text = (PROMETHEUS_DIR / "prometheus.yml").read_text(encoding="utf-8")
+    assert "# remote_write:" in text
+    assert "remote_write" not in yaml.safe_load(text)
