@@ -2,10 +2,10 @@
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help venv tools docker browser test test-unit lint format dashboards tiny-model bench up up-cpu down
+.PHONY: help venv tools docker browser test test-unit lint format dashboards check-monitoring
 
 help:
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-17s %s\n", $$1, $$2}'
 
 venv: ## create/refresh .venv with the locked dependency set
 	scripts/bootstrap-venv.sh
@@ -29,5 +29,14 @@ test: venv tools ## lint, then the whole test suite
 test-unit: venv tools ## unit tests only
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
-format: venv
+format: venv ## ruff autofix
 	$(PY) -m ruff check --fix .
+
+dashboards: venv ## regenerate grafana/dashboards/*.json from scripts/dashgen (a test fails on stale JSON)
+	$(PY) scripts/gen_dashboards.py
+
+check-monitoring: tools ## promtool/amtool checks of prometheus/ and alertmanager/
+	.tools/bin/promtool check config prometheus/prometheus.yml
+	.tools/bin/promtool check rules prometheus/rules/*.yml prometheus/alerts/*.yml
+	.tools/bin/promtool test rules prometheus/tests/*-test.yml
+	.tools/bin/amtool check-config alertmanager/alertmanager.yml
