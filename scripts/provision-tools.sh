@@ -10,11 +10,15 @@ PROMETHEUS_VERSION=2.53.3
 ALERTMANAGER_VERSION=0.28.1
 CACHE=${OFA_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ofa-ve-tools}
 BIN=.tools/bin
+# Debian's alertmanager reads its default notification templates from this fixed directory and
+# refuses to load any config without them.
+AM_TEMPLATES=/usr/share/prometheus/alertmanager
 log() { printf '[provision-tools] %s\n' "$*" >&2; }
 
 have_all() {
   [ -x "$BIN/prometheus" ] && [ -x "$BIN/promtool" ] && [ -x "$BIN/alertmanager" ] && [ -x "$BIN/amtool" ] \
     && [ -x .tools/docker-cli-plugins/docker-compose ] \
+    && [ -f "$AM_TEMPLATES/default.tmpl" ] \
     && "$BIN/prometheus" --version 2>&1 | grep -q "version $PROMETHEUS_VERSION" \
     && "$BIN/alertmanager" --version 2>&1 | grep -q "version $ALERTMANAGER_VERSION"
 }
@@ -49,6 +53,7 @@ done
 mkdir -p "$BIN" .tools/docker-cli-plugins
 install -m 0755 "$X/usr/bin/prometheus" "$X/usr/bin/promtool" "$X/usr/bin/prometheus-alertmanager" "$X/usr/bin/amtool" "$BIN/"
 mv "$BIN/prometheus-alertmanager" "$BIN/alertmanager"
+install -D -m 0644 -t "$AM_TEMPLATES" "$X$AM_TEMPLATES/default.tmpl" "$X$AM_TEMPLATES/email.tmpl"
 install -m 0755 "$X/usr/libexec/docker/cli-plugins/docker-compose" .tools/docker-cli-plugins/
 have_all || { log "installed binaries do not report the pinned versions"; exit 1; }
 log "prometheus $PROMETHEUS_VERSION, alertmanager $ALERTMANAGER_VERSION, promtool, amtool, compose v2 in .tools/"

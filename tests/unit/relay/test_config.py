@@ -1,0 +1,143 @@
+"""Config parsing: substitution, strict validation, errors that name the key, masked secrets."""
+
+from __future__ import annotations
+
+import pytest
+from webhook_relay.config import ConfigError, parse_config, substitute
+
+BASE = """
+server: {{auth_token: "${{TOKEN}}"}}
+targets:
+  dingtalk-ops:
+    kind: dingtalk
+    access_token: ${{DT}}
+    secret: ${{DT_SECRET:-}}
+    url: ${{DT_URL:-}}
+{extra}
+routes:
+  critical: {{targets: [dingtalk-ops]}}
+"""
+ENV = {"TOKEN": "tok-123", "DT": "dingtalk-access-token-value"}
+
+
+def parse(extra: str = "", env: dict[str, str] | None = None):
+    return parse_config(BASE.format(extra=extra), env=ENV if env is None else env)
+
+
+def test_substitution_fills_required_and_defaults():
+    """`${VAR}` takes the environment value and `${VAR:-}` an empty default meaning "not set"."""
+    config = parse()
+    target = config.targets["dingtalk-ops"]
+    assert target.access_token is not None
+    assert target.access_token.get_secret_value() == "dingtalk-access-token-value"
+    assert target.secret is None
+    assert target.url is None
+
+
+def test_default_used_when_variable_empty_and_dollar_escape():
+    """An empty variable falls back to the default; `$$` stays a literal dollar sign."""
+    assert substitute({"a": "${X:-fallback}", "b": "cost $$5"}, {"X": ""}) == {
+        "a": "fallback",
+        "b": "cost $5",
+    }
+
+
+def test_missing_secret_names_the_key():
+    """A required variable that is unset stops parsing with the key path and the variable name."""
+    with pytest.raises(ConfigError, match=r"targets\.dingtalk-ops\.access_token: .*DT is not set"):
+        parse(env={"TOKEN": "x"})
+
+
+def test_unknown_key_is_rejected_with_its_path():
+    """A misspelt key is an error naming where it is."""
+    with pytest.raises(ConfigError, match=r"targets\.dingtalk-ops\.acess_token"):
+        parse("    acess_token: typo")
+
+
+def test_malformed_url_names_key_without_echoing_value():
+    """A URL that is not http(s) is refused, naming the key but not printing the (secret) value."""
+    with pytest.raises(ConfigError, match=r"targets\.dingtalk-ops\.url") as info:
+        parse(env={**ENV, "DT_URL": "ftp//secret-host-token"})
+    assert "secret-host-token" not in str(info.value)
+
+
+def test_route_to_unknown_target_is_rejected():
+    """Routes may only name configured targets."""
+    text = BASE.format(extra="").replace("targets: [dingtalk-ops]", "targets: [nobody]")
+    with pytest.raises(ConfigError, match="unknown target 'nobody'"):
+        parse_config(text, env=ENV)
+
+
+def test_auth_token_required_unless_disabled():
+    """An empty inbound token is refused while require_auth is true (the default)."""
+    with pytest.raises(ConfigError, match=r"server: .*auth_token"):
+        parse_config(BASE.format(extra="").replace('"${TOKEN}"', '"${TOKEN:-}"'), env={"DT": "x"})
+
+
+def test_wrong_credential_for_kind_is_rejected():
+    """A WeCom target without `key` cannot start."""
+    text = BASE.format(extra="").replace("kind: dingtalk", "kind: wecom")
+    with pytest.raises(ConfigError, match="kind wecom needs `key`"):
+        parse_config(text, env=ENV)
+
+
+def test_unknown_timezone_and_severity_rejected():
+    """Time zones and mention severities are checked at start-up."""
+    with pytest.raises(ConfigError, match="unknown time zone"):
+        parse("    timezone: Mars/Olympus")
+    with pytest.raises(ConfigError, match="unknown severity"):
+        parse("    mentions: {sev1: {all: true}}")
+
+
+def test_secrets_do_not_appear_in_repr():
+    """Printing the config (or a target) shows no token."""
+    config = parse()
+    assert "dingtalk-access-token-value" not in repr(config)
+    assert "tok-123" not in repr(config)
+    assert "tok-123" not in str(config.model_dump())
+
+
+def test_defaults_per_kind():
+    """Byte limit and rate limit defaults follow the robot APIs."""
+    target = parse().targets["dingtalk-ops"]
+    assert target.message_bytes == 20000
+    assert (target.rate_limit.messages, target.rate_limit.period_seconds) == (20, 60.0)
+    assert target.timezone == "Asia/Shanghai"
+
+
+def test_shipped_configs_validate(repo_root):
+    """config.example.yml and the stack's config.yml are valid with the documented variables set."""
+    env = {"RELAY_AUTH_TOKEN": "t", "DINGTALK_ACCESS_TOKEN": "a", "WECOM_KEY": "k", "FEISHU_TOKEN": "f"}
+    for name in ("config.example.yml", "config.yml"):
+        text = (repo_root / "webhook-relay" / name).read_text(encoding="utf-8")
+        config = parse_config(text, env=env)
+        assert set(config.routes) >= {"critical", "warning", "watchdog"}
+    stack = parse_config((repo_root / "webhook-relay" / "config.yml").read_text(encoding="utf-8"), env=env)
+    assert set(stack.targets) == {"dingtalk-ops", "wecom-ops"}
+
+
+def _keys(model: type) -> set[str]:
+    keys = set()
+    for name, field in model.model_fields.items():
+        keys.add(name)
+        annotation = field.annotation
+        for candidate in (annotation, *getattr(annotation, "__args__", ())):
+            if isinstance(candidate, type) and hasattr(candidate, "model_fields"):
+                keys |= _keys(candidate)
+    return keys
+
+
+def test_example_documents_every_key(repo_root):
+    """Every config key of every section appears in config.example.yml."""
+    from webhook_relay.config import Mention, RelayConfig, Target
+
+    text = (repo_root / "webhook-relay" / "config.example.yml").read_text(encoding="utf-8")
+    missing = {k for k in _keys(RelayConfig) | _keys(Target) | _keys(Mention) if f"{k}:" not in text}
+    assert missing == set()
+
+
+def test_yaml_syntax_error_gives_position_not_content():
+    """A YAML error names the line and column but does not quote the line (it may hold a token)."""
+    with pytest.raises(ConfigError, match=r"invalid YAML at line \d+, column \d+") as info:
+        parse_config("targets:\n  x: {kind: dingtalk, access_token: literal-secret-token\n", env={})
+    assert "literal-secret-token" not in str(info.value)

@@ -1,0 +1,33 @@
+"""WeCom group robot: markdown content (4096 bytes), the key is the only secret, `errcode` checked."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from webhook_relay.channels.base import DELIVERED, Request, Result, errcode_result, parse_reply
+from webhook_relay.config import DEFAULT_URLS, Target
+from webhook_relay.render import Message
+
+TRANSIENT = {-1: "busy", 45009: "rate_limited"}
+PERMANENT = {93000: "bad_token", 40058: "too_long", 40008: "bad_request"}
+
+
+def build(target: Target, message: Message, now: float) -> Request:
+    assert target.key is not None  # guaranteed by config validation
+    base = target.url or DEFAULT_URLS["wecom"]
+    sep = "&" if "?" in base else "?"
+    # WeCom markdown mentions live only in the content (`<@userid>`), added by the renderer.
+    body = {"msgtype": "markdown", "markdown": {"content": message.text}}
+    return Request(url=f"{base}{sep}{urlencode({'key': target.key.get_secret_value()})}", body=body)
+
+
+def interpret(status: int, content: bytes) -> Result:
+    body = parse_reply(status, content)
+    if isinstance(body, Result):
+        return body
+    code = body.get("errcode")
+    if code == 0:
+        return DELIVERED
+    if not isinstance(code, int):
+        return errcode_result(-2, "reply without errcode", {}, {-2: "invalid_response"})
+    return errcode_result(code, str(body.get("errmsg", "")), TRANSIENT, PERMANENT)

@@ -1,0 +1,301 @@
+"""Relay configuration: one YAML file, `${ENV}` substitution, strict validation.
+
+Substitution happens on string values after YAML parsing, so an error can name the key it came from:
+- `${NAME}`          the variable must be set and non-empty, otherwise start-up fails naming the key;
+- `${NAME:-default}` the default (possibly empty) when NAME is unset or empty;
+- `$$`               a literal `$`.
+An empty optional value means "not set": an empty `url` uses the channel's official endpoint, an empty
+`secret` turns signing off.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+ChannelKind = Literal["dingtalk", "wecom", "feishu"]
+
+# Official limits (REFERENCE.md); the defaults leave room for the "(i/n)" prefix and mentions.
+DEFAULT_MESSAGE_BYTES: dict[str, int] = {"dingtalk": 20000, "wecom": 4096, "feishu": 18000}
+DEFAULT_URLS: dict[str, str] = {
+    "dingtalk": "https://oapi.dingtalk.com/robot/send",
+    "wecom": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send",
+    "feishu": "https://open.feishu.cn/open-apis/bot/v2/hook",
+}
+SEVERITIES = ("critical", "warning", "info", "default")
+
+_SUBST = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_ROUTE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message names the offending key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_url(value: str | None) -> str | None:
+    if value in (None, ""):
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        # The value itself may hold a token: never echo it.
+        raise ValueError("must be an http(s) URL with a host")
+    return value
+
+
+class Mention(_Strict):
+    """Who to notify for one severity."""
+
+    mobiles: list[str] = Field(default_factory=list)
+    user_ids: list[str] = Field(default_factory=list)
+    all: bool = False
+
+    def is_empty(self) -> bool:
+        return not (self.mobiles or self.user_ids or self.all)
+
+
+class RateLimit(_Strict):
+    """At most `messages` sends in any window of `period_seconds` (the robots' own limit is 20/min)."""
+
+    messages: int = Field(default=20, ge=1)
+    period_seconds: float = Field(default=60.0, gt=0)
+
+
+class Target(_Strict):
+    """One group robot."""
+
+    kind: ChannelKind
+    url: str | None = None
+    access_token: SecretStr | None = None  # dingtalk
+    key: SecretStr | None = None  # wecom
+    token: SecretStr | None = None  # feishu
+    secret: SecretStr | None = None  # dingtalk / feishu signing
+    language: Literal["zh", "en"] = "zh"
+    template: Path | None = None
+    timezone: str = "Asia/Shanghai"
+    max_message_bytes: int | None = Field(default=None, ge=256)
+    rate_limit: RateLimit = Field(default_factory=RateLimit)
+    mentions: dict[str, Mention] = Field(default_factory=dict)
+    dashboard_url: str | None = None
+
+    @field_validator("url", "dashboard_url")
+    @classmethod
+    def _urls(cls, value: str | None) -> str | None:
+        return _check_url(value)
+
+    @field_validator("access_token", "key", "token", "secret", mode="before")
+    @classmethod
+    def _empty_secret_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("template", mode="before")
+    @classmethod
+    def _empty_template_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("mentions")
+    @classmethod
+    def _known_severities(cls, value: dict[str, Mention]) -> dict[str, Mention]:
+        unknown = sorted(set(value) - set(SEVERITIES))
+        if unknown:
+            raise ValueError(f"unknown severity {unknown}; use {list(SEVERITIES)}")
+        return value
+
+    @model_validator(mode="after")
+    def _credentials_for_kind(self) -> Target:
+        needed = {"dingtalk": "access_token", "wecom": "key", "feishu": "token"}[self.kind]
+        if getattr(self, needed) is None:
+            raise ValueError(f"kind {self.kind} needs `{needed}`")
+        foreign = {
+            "dingtalk": ("key", "token"),
+            "wecom": ("access_token", "token", "secret"),
+            "feishu": ("access_token", "key"),
+        }[self.kind]
+        for name in foreign:
+            if getattr(self, name) is not None:
+                raise ValueError(f"`{name}` is not used by kind {self.kind}")
+        return self
+
+    @property
+    def message_bytes(self) -> int:
+        return self.max_message_bytes or DEFAULT_MESSAGE_BYTES[self.kind]
+
+    def mention_for(self, severity: str) -> Mention:
+        return self.mentions.get(severity) or self.mentions.get("default") or Mention()
+
+
+class Heartbeat(_Strict):
+    """Dead-man's switch: alarm on `notify` when no webhook reached the route for a while."""
+
+    missing_after_seconds: float = Field(default=300.0, gt=0)
+    notify: list[str] = Field(min_length=1)
+    runbook_url: str | None = None
+
+    @field_validator("runbook_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return _check_url(value)
+
+
+class Route(_Strict):
+    """An Alertmanager receiver (the URL path `/webhook/<name>`) and the targets it fans out to."""
+
+    targets: list[str] = Field(default_factory=list)
+    heartbeat: Heartbeat | None = None
+
+    @model_validator(mode="after")
+    def _does_something(self) -> Route:
+        if not self.targets and self.heartbeat is None:
+            raise ValueError("a route needs `targets`, a `heartbeat`, or both")
+        return self
+
+
+class Server(_Strict):
+    host: str = "0.0.0.0"  # noqa: S104 - the relay is a network service; compose publishes it on loopback
+    port: int = Field(default=8080, ge=1, le=65535)
+    auth_token: SecretStr | None = None
+    require_auth: bool = True
+    max_body_bytes: int = Field(default=1 << 20, ge=1024)
+
+    @field_validator("auth_token", mode="before")
+    @classmethod
+    def _empty_token_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _token_when_required(self) -> Server:
+        if self.require_auth and self.auth_token is None:
+            raise ValueError("`auth_token` is empty but `require_auth` is true")
+        return self
+
+
+class Storage(_Strict):
+    path: Path = Path("/var/lib/webhook-relay/outbox.db")
+
+
+class Delivery(_Strict):
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    backoff_initial_seconds: float = Field(default=2.0, gt=0)
+    backoff_max_seconds: float = Field(default=600.0, gt=0)
+    backoff_multiplier: float = Field(default=2.0, ge=1)
+    jitter_ratio: float = Field(default=0.2, ge=0, le=1)
+    # Transient failures are retried this long, then dead-lettered (never dropped silently).
+    give_up_after_seconds: float = Field(default=86400.0, gt=0)
+    dedup_window_seconds: float = Field(default=3600.0, ge=0)
+    poll_interval_seconds: float = Field(default=1.0, gt=0)
+    # Delivered notifications are kept this long (for inspection), then pruned; dead letters stay.
+    keep_delivered_seconds: float = Field(default=7 * 86400.0, ge=0)
+
+
+class RelayConfig(_Strict):
+    server: Server = Field(default_factory=Server)
+    storage: Storage = Field(default_factory=Storage)
+    delivery: Delivery = Field(default_factory=Delivery)
+    targets: dict[str, Target] = Field(min_length=1)
+    routes: dict[str, Route] = Field(min_length=1)
+
+    @field_validator("routes")
+    @classmethod
+    def _route_names(cls, value: dict[str, Route]) -> dict[str, Route]:
+        for name in value:
+            if not _ROUTE_NAME.match(name):
+                raise ValueError(f"route name {name!r} must match {_ROUTE_NAME.pattern}")
+        return value
+
+    @model_validator(mode="after")
+    def _routes_name_targets(self) -> RelayConfig:
+        for name, route in self.routes.items():
+            for target in route.targets:
+                if target not in self.targets:
+                    raise ValueError(f"routes.{name}.targets: unknown target {target!r}")
+            for target in route.heartbeat.notify if route.heartbeat else []:
+                if target not in self.targets:
+                    raise ValueError(f"routes.{name}.heartbeat.notify: unknown target {target!r}")
+        return self
+
+
+def substitute(node: Any, env: Mapping[str, str], path: str = "") -> Any:
+    """Replace `${VAR}` / `${VAR:-default}` in every string of a parsed YAML tree."""
+    if isinstance(node, dict):
+        return {k: substitute(v, env, f"{path}.{k}" if path else str(k)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [substitute(v, env, f"{path}[{i}]") for i, v in enumerate(node)]
+    if not isinstance(node, str):
+        return node
+
+    def one(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name, default = match.group(1), match.group(2)
+        value = env.get(name, "")
+        if value:
+            return value
+        if default is not None:
+            return default
+        raise ConfigError(f"{path}: environment variable {name} is not set (or empty)")
+
+    return _SUBST.sub(one, node)
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in loc if not str(p).startswith("function-after"))
+
+
+def parse_config(text: str, env: Mapping[str, str] | None = None) -> RelayConfig:
+    """Parse and validate a config document; raise ConfigError naming the key on any problem."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        # PyYAML's message quotes the offending line, which may hold a literal token: position only.
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise ConfigError(f"invalid YAML{where}: {getattr(exc, 'problem', None) or 'syntax error'}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError("the config must be a mapping")
+    raw = substitute(raw, os.environ if env is None else env)
+    try:
+        return RelayConfig.model_validate(raw)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors(include_url=False, include_input=False):
+            where = _loc(err["loc"]) or "(top level)"
+            msg = err["msg"].removeprefix("Value error, ")
+            lines.append(f"{where}: {msg}")
+        raise ConfigError("; ".join(lines)) from None
+
+
+def load_config(path: Path | str, env: Mapping[str, str] | None = None) -> RelayConfig:
+    """Read and validate the YAML file at `path`."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    return parse_config(text, env)
