@@ -141,3 +141,24 @@ def test_yaml_syntax_error_gives_position_not_content():
     with pytest.raises(ConfigError, match=r"invalid YAML at line \d+, column \d+") as info:
         parse_config("targets:\n  x: {kind: dingtalk, access_token: literal-secret-token\n", env={})
     assert "literal-secret-token" not in str(info.value)
+
+
+def test_stack_config_mentions_come_from_env_lists(repo_root):
+    """The stack config @mentions the comma-separated people from .env on critical alerts only."""
+    env = {
+        "RELAY_AUTH_TOKEN": "t",
+        "DINGTALK_ACCESS_TOKEN": "a",
+        "WECOM_KEY": "k",
+        "DINGTALK_AT_MOBILES": "13800000000, 13900000000",
+        "WECOM_AT_USERIDS": "zhangsan",
+    }
+    stack = parse_config((repo_root / "webhook-relay" / "config.yml").read_text(encoding="utf-8"), env=env)
+    dingtalk, wecom = stack.targets["dingtalk-ops"], stack.targets["wecom-ops"]
+    assert dingtalk.mention_for("critical").mobiles == ["13800000000", "13900000000"]
+    assert wecom.mention_for("critical").user_ids == ["zhangsan"]
+    assert dingtalk.mention_for("warning").is_empty()
+    unset = parse_config(
+        (repo_root / "webhook-relay" / "config.yml").read_text(encoding="utf-8"),
+        env={"RELAY_AUTH_TOKEN": "t", "DINGTALK_ACCESS_TOKEN": "a", "WECOM_KEY": "k"},
+    )
+    assert unset.targets["dingtalk-ops"].mention_for("critical").is_empty()

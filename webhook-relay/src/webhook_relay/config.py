@@ -69,6 +69,14 @@ class Mention(_Strict):
     user_ids: list[str] = Field(default_factory=list)
     all: bool = False
 
+    @field_validator("mobiles", "user_ids", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        # `${DINGTALK_AT_MOBILES:-}` substitutes to one string: let operators list people in .env.
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
     def is_empty(self) -> bool:
         return not (self.mobiles or self.user_ids or self.all)
 
