@@ -1,0 +1,106 @@
+"""Gradio UI at /ui: same validation and inference path as the API, counted as endpoint="ui"."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+
+from ofa_ve.errors import ClientError, ServiceError
+from ofa_ve.imaging import check_image_bytes, check_text
+from ofa_ve.logging_setup import request_id_var
+from ofa_ve.metrics import ServiceMetrics
+from ofa_ve.service import EntailmentService, Pair
+from ofa_ve.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class UiHandler:
+    """The function behind the Submit button; returns (label, score, error text)."""
+
+    def __init__(self, settings: Settings, metrics: ServiceMetrics, service: EntailmentService) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.service = service
+
+    async def __call__(
+        self, image_path: str | None, text: str, premise: str
+    ) -> tuple[str, float | None, str]:
+        request_id_var.set(uuid.uuid4().hex)
+        self.metrics.in_flight.inc()
+        started = time.perf_counter()
+        status = 200
+        error_code: str | None = None
+        try:
+            result = await self._predict(image_path, text, premise)
+            return result["label"], round(float(result["score"]), 4), ""
+        except ServiceError as exc:
+            status, error_code = exc.status_code, exc.code
+            self.metrics.record_error(exc.code)
+            return "", None, f"{exc.code}: {exc.message}"
+        except Exception:
+            status, error_code = 500, "internal_error"
+            self.metrics.record_error(error_code)
+            log.exception("unhandled error", extra={"endpoint": "ui"})
+            return "", None, "internal_error: internal error"
+        finally:
+            self.metrics.in_flight.dec()
+            duration = time.perf_counter() - started
+            self.metrics.record_request("ui", status, duration)
+            log.info("request finished", extra={"endpoint": "ui", "status_code": status,
+                                                "error_code": error_code,
+                                                "duration_ms": round(duration * 1000, 3)})
+
+    def _read_image(self, image_path: str) -> bytes:
+        check_image_bytes(os.path.getsize(image_path), self.settings.max_image_bytes)
+        return Path(image_path).read_bytes()
+
+    async def _predict(self, image_path: str | None, text: str, premise: str) -> dict[str, Any]:
+        if not image_path:
+            raise ClientError("upload an image", code="invalid_request", status_code=422)
+        image = await asyncio.to_thread(self._read_image, image_path)
+        checked = check_text(text, field="text", max_chars=self.settings.max_text_chars)
+        prem = check_text(premise, field="premise", max_chars=self.settings.max_text_chars, required=False)
+        assert checked is not None
+        self.service.check_capacity()
+        pair = Pair(image=image, text=checked, premise=prem)
+        return await self.service.infer(pair, self.service.deadline())
+
+
+def mount_ui(app: FastAPI, settings: Settings, metrics: ServiceMetrics, service: EntailmentService) -> None:
+    """Builds the Blocks and mounts them at /ui."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no phoning home from a server
+    import gradio as gr
+
+    handler = UiHandler(settings, metrics, service)
+
+    # gradio decides async-vs-sync by inspecting a function, so it needs a real coroutine function.
+    async def predict(image_path: str | None, text: str, premise: str) -> tuple[str, float | None, str]:
+        return await handler(image_path, text, premise)
+
+    # Uploads land in gradio's cache directory: delete them after an hour so disk use stays bounded.
+    with gr.Blocks(title="OFA visual entailment", delete_cache=(600, 3600)) as blocks:
+        gr.Markdown("## OFA visual entailment\nDoes the image (and optional premise) entail the sentence?")
+        with gr.Row():
+            # A file, not gr.Image: the service checks the original bytes (type, size, pixel bombs)
+            # instead of whatever gradio would re-encode.
+            image = gr.File(label="Image", file_types=["image"], type="filepath", elem_id="image")
+            with gr.Column():
+                text = gr.Textbox(label="Sentence (hypothesis)", elem_id="text")
+                premise = gr.Textbox(label="Premise (optional)", elem_id="premise")
+                submit = gr.Button("Check", variant="primary", elem_id="submit")
+        with gr.Row():
+            label = gr.Textbox(label="Label", interactive=False, elem_id="label")
+            score = gr.Number(label="Score", interactive=False, elem_id="score")
+            error = gr.Textbox(label="Error", interactive=False, elem_id="error")
+        # Our own bounded queue sheds load; gradio's default of one at a time would serialise users.
+        submit.click(predict, inputs=[image, text, premise], outputs=[label, score, error],
+                     concurrency_limit=None, api_name="predict")
+    gr.mount_gradio_app(app, blocks, path="/ui", max_file_size=settings.max_image_bytes, footer_links=[])
