@@ -56,17 +56,29 @@ if ! docker image inspect "$PY_TAG" >/dev/null 2>&1; then
 fi
 log "$PY_TAG: $(docker run --rm "$PY_TAG" python --version)"
 
-# 4. Prometheus and Alertmanager stand-ins matching the official images' layout
-build_standin() { # tag dockerfile-lines... ; context holds the binaries from .tools/bin
+# 4. Prometheus and Alertmanager stand-ins matching the official images' layout. Each carries a label
+# with the hash of its recipe, so changing the recipe below rebuilds it and an unchanged one is skipped.
+build_standin() { # tag dockerfile-lines... ; context holds the binaries from .tools/bin and extra files
   local tag=$1; shift
-  docker image inspect "$tag" >/dev/null 2>&1 && return 0
+  local recipe; recipe=$(printf '%s\n' "FROM $PY_TAG" "$@" | sha256sum | cut -c1-16)
+  if [ "$(docker image inspect -f '{{index .Config.Labels "ofa-ve.standin"}}' "$tag" 2>/dev/null)" = "$recipe" ]; then
+    return 0
+  fi
+  log "building stand-in $tag"
   local ctx; ctx=$(mktemp -d)
   cp .tools/bin/prometheus .tools/bin/promtool .tools/bin/alertmanager .tools/bin/amtool "$ctx/"
-  printf '%s\n' "FROM $PY_TAG" "$@" >"$ctx/Dockerfile"
-  # busybox gives the wget the official images' healthchecks use
+  # Debian's Alertmanager reads its default notification templates from /usr/share (the official
+  # binary embeds them): without them it refuses every config.
+  local am_deb; am_deb=$(ls "$CACHE"/debs/prometheus-alertmanager_*.deb 2>/dev/null | head -1)
+  [ -n "$am_deb" ] || { log "no prometheus-alertmanager .deb in $CACHE/debs: rm -rf .tools and re-run"; exit 1; }
+  dpkg -x "$am_deb" "$ctx/am"
+  mv "$ctx/am/usr/share/prometheus/alertmanager" "$ctx/alertmanager-share"
+  rm -rf "$ctx/am"
+  printf '%s\n' "FROM $PY_TAG" "$@" "LABEL ofa-ve.standin=$recipe" >"$ctx/Dockerfile"
   docker build -q -t "$tag" "$ctx" >/dev/null
   rm -rf "$ctx"
 }
+# busybox gives the wget the official images' healthchecks use
 BUSYBOX='RUN apt-get update -qq && apt-get install -y -qq busybox >/dev/null && ln -s /bin/busybox /bin/wget && rm -rf /var/lib/apt/lists/*'
 build_standin "$PROM_TAG" "$BUSYBOX" \
   'COPY prometheus promtool /bin/' \
@@ -76,6 +88,7 @@ build_standin "$PROM_TAG" "$BUSYBOX" \
   'CMD ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus"]'
 build_standin "$AM_TAG" "$BUSYBOX" \
   'COPY alertmanager amtool /bin/' \
+  'COPY alertmanager-share /usr/share/prometheus/alertmanager' \
   'RUN mkdir -p /alertmanager /etc/alertmanager && chown nobody /alertmanager' \
   'USER nobody' 'WORKDIR /alertmanager' 'EXPOSE 9093' 'VOLUME ["/alertmanager"]' \
   'ENTRYPOINT ["/bin/alertmanager"]' \

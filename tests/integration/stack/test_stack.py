@@ -1,0 +1,193 @@
+"""End to end, in containers: the real compose stack (CPU override, tiny model, fake chat robots).
+
+The tests share one stack and run in file order; each states its own expectations and waits with a
+bound for the asynchronous effect it checks (scrapes, rule evaluations, notifications, retries).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+import yaml
+
+from tests.integration.stack.dashboards import DashboardCoverage, dashboard_queries, needs_gpu
+from tests.integration.stack.fakechat_client import ChatMessage, FakeChatClient
+from tests.integration.stack.stack import Stack, wait_for
+from tests.integration.stack.traffic import drive_traffic
+from tests.support.env import ROOT
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.docker,
+    # The first test also pays for the image builds and the stack's start.
+    pytest.mark.timeout(2400),
+]
+
+SERVICES = {"ofa-ve", "webhook-relay", "alertmanager", "prometheus", "fakechat"}
+JOBS = {"ofa-ve", "webhook-relay", "alertmanager", "prometheus"}
+RELAY_CONFIG = yaml.safe_load((ROOT / "webhook-relay" / "config.yml").read_text(encoding="utf-8"))
+CHANNEL_OF_TARGET = {name: target["kind"] for name, target in RELAY_CONFIG["targets"].items()}
+
+
+@pytest.fixture(scope="module")
+def coverage() -> DashboardCoverage:
+    """Dashboard queries (GPU panels aside: this stack has no GPU) not yet seen returning data."""
+    queries = [q for q in dashboard_queries(ROOT / "grafana" / "dashboards") if not needs_gpu(q.expr)]
+    assert queries, "no dashboard queries found"
+    return DashboardCoverage(queries)
+
+
+def _chat(stack: Stack) -> FakeChatClient:
+    return FakeChatClient(stack.url("fakechat", 9000))
+
+
+def _relay_metric(stack: Stack, name: str, **labels: str) -> float:
+    text = httpx.get(f"{stack.url('webhook-relay', 8080)}/metrics", timeout=10).text
+    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        if line.startswith(f"{name}{{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{name}{{{want}}} not exposed by the relay")
+
+
+def _with(messages: list[ChatMessage], *needles: str) -> list[ChatMessage]:
+    return [m for m in messages if all(n in m.title + "\n" + m.text for n in needles)]
+
+
+def test_every_service_but_grafana_comes_up_healthy(stack: Stack) -> None:
+    """`docker compose up --wait` leaves every service of the stack (Grafana aside) healthy."""
+    assert stack.health() == dict.fromkeys(SERVICES, "healthy")
+
+
+def test_prometheus_scrapes_every_target(stack: Stack) -> None:
+    """Prometheus discovers every job of its config (ofa-ve through DNS) and reports each target up."""
+
+    def all_up() -> dict[str, str]:
+        targets = httpx.get(f"{stack.url('prometheus', 9090)}/api/v1/targets", timeout=10).json()
+        health = {t["labels"]["job"]: t["health"] for t in targets["data"]["activeTargets"]}
+        return health if health == dict.fromkeys(JOBS, "up") else {}
+
+    health = wait_for(all_up, "every Prometheus target up", timeout=90)
+    assert set(health) == JOBS
+    assert {r["metric"]["service"] for r in stack.query("up == 1")} == JOBS
+
+
+def test_watchdog_reaches_the_chats_of_its_route(stack: Stack) -> None:
+    """The always-firing Watchdog goes Prometheus -> Alertmanager -> relay -> each robot of its route."""
+    channels = {CHANNEL_OF_TARGET[t] for t in RELAY_CONFIG["routes"]["watchdog"]["targets"]}
+    chat = _chat(stack)
+
+    def arrived() -> set[str]:
+        got = {m.channel for m in _with(chat.messages(), "Watchdog")}
+        return got if channels <= got else set()
+
+    wait_for(arrived, f"Watchdog at {sorted(channels)}", timeout=180)
+
+
+def _post_alerts(stack: Stack, names: list[str], summary: str) -> None:
+    now = datetime.now(UTC).isoformat()
+    alerts = [
+        {"labels": {"alertname": n, "severity": "warning", "service": "e2e"},
+         "annotations": {"summary": summary}, "startsAt": now}
+        for n in names
+    ]
+    httpx.post(f"{stack.url('alertmanager', 9093)}/api/v2/alerts", json=alerts, timeout=10).raise_for_status()
+
+
+def test_relay_restart_loses_no_pending_alert(stack: Stack, coverage: DashboardCoverage) -> None:
+    """Alerts accepted while the chat APIs fail and still pending at a relay restart all arrive afterwards."""
+    chat = _chat(stack)
+    chat.fail_everything()
+    marker = uuid.uuid4().hex[:12]
+    names = [f"E2eRelayRestart{i}" for i in range(3)]
+    _post_alerts(stack, names, f"relay restart check {marker}")
+    targets = RELAY_CONFIG["routes"]["warning"]["targets"]
+    wait_for(
+        lambda: all(_relay_metric(stack, "webhook_relay_outbox_pending", target=t) >= len(names)
+                    for t in targets),
+        "the relay to hold the alerts as pending", timeout=60,
+    )
+    coverage.check(stack.query)  # delivery-failure and retry panels have data only now
+    stack.run("restart", "webhook-relay")
+    chat.reset()  # the chat APIs recover; the relay's retries must now deliver everything it held
+
+    channels = {CHANNEL_OF_TARGET[t] for t in targets}
+
+    def delivered() -> bool:
+        got = _with(chat.messages(), marker)
+        return all(_with([m for m in got if m.channel == c], n) for c in channels for n in names)
+
+    wait_for(delivered, f"{names} at {sorted(channels)} after the restart", timeout=120)
+
+
+def test_stopping_ofa_ve_fires_service_down_and_starting_resolves(
+    stack: Stack, coverage: DashboardCoverage
+) -> None:
+    """Stopping the ofa-ve container sends a firing service-down message; starting it, the resolved one."""
+    chat = _chat(stack)
+    chat.reset()
+    down_alerts = ("ServiceDown", "OfaVeNoReplicas")
+
+    def dingtalk_titled(prefix: str) -> list[ChatMessage]:
+        return [
+            m for m in chat.messages("dingtalk")
+            if m.title.startswith(prefix) and m.title.endswith(down_alerts)
+        ]
+
+    stack.run("stop", "ofa-ve")
+    firing = wait_for(lambda: dingtalk_titled("[FIRING"), "a firing service-down message", timeout=150)
+    alertname = firing[0].title.rsplit(" ", 1)[1]
+    coverage.check(stack.query)  # a non-Watchdog alert is firing
+    assert _with(chat.messages("wecom"), alertname), "WeCom did not get the service-down message"
+    # Every DingTalk request was signed: the fake refuses a bad signature with errcode 310000.
+    assert [r for r in chat.rejected() if r.get("errcode") == 310000] == []
+
+    stack.run("start", "ofa-ve")
+    resolved = wait_for(lambda: dingtalk_titled("[RESOLVED"), "a resolved service-down message", timeout=240)
+    assert resolved[0].title.endswith(alertname)
+
+
+def test_dashboard_queries_return_data_after_real_traffic(stack: Stack, coverage: DashboardCoverage) -> None:
+    """After real requests and a dead-lettered message, every query of every dashboard has returned data."""
+    wait_for(lambda: httpx.get(f"{stack.url('ofa-ve', 8000)}/readyz", timeout=5).status_code == 200,
+             "ofa-ve ready", timeout=120)
+    drive_traffic(stack.url("ofa-ve", 8000))
+    chat = _chat(stack)
+    chat.reset()
+    # One refusal a chat API means for good (HTTP 400) puts a message in the relay's dead letters.
+    chat.fail_next(status=400)
+    _post_alerts(stack, ["E2eDeadLetter"], "dead letter check")
+    wait_for(
+        lambda: sum(_relay_metric(stack, "webhook_relay_dead_letters", target=t) for t in CHANNEL_OF_TARGET),
+        "a dead letter", timeout=60,
+    )
+    # Rates need two scrapes after the traffic, recording rules one evaluation more.
+    deadline = time.monotonic() + 90
+    coverage.check(stack.query)
+    while coverage.missing() and time.monotonic() < deadline:
+        time.sleep(3)
+        coverage.check(stack.query)
+    missing = coverage.missing()
+    assert missing == [], "dashboard queries that never returned data:\n" + "\n".join(missing)
+
+
+def test_scaled_ofa_ve_replicas_are_each_scraped(stack: Stack) -> None:
+    """`--scale ofa-ve=3` starts two more replicas, which Prometheus finds through DNS and scrapes."""
+    stack.run("up", "--detach", "--wait", "--no-recreate", "--scale", "ofa-ve=3", "ofa-ve", timeout=400)
+    wait_for(lambda: len(stack.query('up{job="ofa-ve"} == 1')) == 3, "three ofa-ve targets up", timeout=60)
+
+
+def test_prometheus_data_survives_a_prometheus_restart(stack: Stack) -> None:
+    """Samples written before Prometheus' container is replaced (same named volume) are still there after."""
+    at = time.time() - 10  # far enough back that no scrape in flight can still add a sample
+    query = 'count_over_time(up{job="prometheus"}[1h])'
+    before = stack.query(query, at=at)
+    assert before, "no samples before the restart"
+    # Recreated, not just restarted: only the named volume can carry the data over.
+    stack.run("up", "--detach", "--wait", "--force-recreate", "--no-deps", "prometheus")
+    after = wait_for(lambda: stack.query(query, at=at), "Prometheus to answer after its restart", timeout=120)
+    assert after[0]["value"][1] == before[0]["value"][1]

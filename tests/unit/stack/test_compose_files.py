@@ -1,0 +1,133 @@
+"""Static checks of the compose files and .env.example: the rules every service of the stack follows."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.support.env import ROOT
+
+
+class _ComposeLoader(yaml.SafeLoader):
+    """YAML loader that understands Compose's merge tags (`!reset`, `!override`)."""
+
+
+def _tagged(loader: yaml.SafeLoader, node: yaml.Node) -> dict[str, Any]:
+    if isinstance(node, yaml.MappingNode):
+        value: Any = loader.construct_mapping(node, deep=True)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_scalar(node)  # type: ignore[arg-type]
+    return {"tag": node.tag, "value": value}
+
+
+_ComposeLoader.add_constructor("!reset", _tagged)
+_ComposeLoader.add_constructor("!override", _tagged)
+
+
+def _load(name: str) -> dict[str, Any]:
+    return yaml.load((ROOT / name).read_text(encoding="utf-8"), Loader=_ComposeLoader)  # noqa: S506
+
+
+BASE = _load("docker-compose.yml")
+SERVICES: dict[str, dict[str, Any]] = BASE["services"]
+PUBLIC = {"ofa-ve", "grafana"}  # the UI/API and Grafana: the only services on ${BIND_ADDR}
+
+
+def _pinned_version(variable: str) -> str:
+    text = (ROOT / "scripts" / "provision-tools.sh").read_text(encoding="utf-8")
+    match = re.search(rf"^{variable}=(\S+)$", text, re.MULTILINE)
+    assert match, f"{variable} not set in scripts/provision-tools.sh"
+    return match.group(1)
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_every_service_has_healthcheck_restart_policy_log_rotation_and_the_one_network(name: str) -> None:
+    """Each service has a healthcheck, restarts unless stopped, rotates logs, joins the one network."""
+    service = SERVICES[name]
+    assert service["healthcheck"]["test"][0] == "CMD"
+    assert service["restart"] == "unless-stopped"
+    assert service["logging"]["driver"] == "json-file"
+    assert {"max-size", "max-file"} <= set(service["logging"]["options"])
+    assert service["networks"] == ["monitoring"]
+    # A fixed container_name would keep two test stacks (or --scale) from running side by side.
+    assert "container_name" not in service
+
+
+def test_prometheus_and_alertmanager_images_are_the_versions_the_tests_run() -> None:
+    """The pinned image tags equal the binary versions scripts/provision-tools.sh gives the tests."""
+    assert SERVICES["prometheus"]["image"] == f"prom/prometheus:v{_pinned_version('PROMETHEUS_VERSION')}"
+    alertmanager = _pinned_version("ALERTMANAGER_VERSION")
+    assert SERVICES["alertmanager"]["image"] == f"prom/alertmanager:v{alertmanager}"
+    assert re.fullmatch(r"grafana/grafana:\d+\.\d+\.\d+", SERVICES["grafana"]["image"])
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_configs_are_mounted_read_only_and_data_lives_on_named_volumes(name: str) -> None:
+    """Bind mounts from the repository are read-only; every other mount is a declared named volume."""
+    for mount in SERVICES[name].get("volumes", []):
+        source = mount.split(":", 1)[0]
+        if source.startswith("./"):
+            assert mount.endswith(":ro"), mount
+        else:
+            assert source in BASE["volumes"], mount
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_only_the_ui_api_and_grafana_are_published_on_bind_addr(name: str) -> None:
+    """UI/API and Grafana listen on ${BIND_ADDR}; Prometheus and Alertmanager on loopback unless opted in."""
+    ports = SERVICES[name].get("ports", [])
+    if name in PUBLIC:
+        assert ports and all(p.startswith("${BIND_ADDR:-127.0.0.1}:") for p in ports), ports
+    elif name in {"prometheus", "alertmanager"}:
+        prefix = f"${{{name.upper()}_BIND_ADDR:-127.0.0.1}}:"
+        assert ports and all(p.startswith(prefix) for p in ports), ports
+    else:
+        assert ports == [], ports
+
+
+def test_secrets_are_required_and_grafana_is_closed_to_strangers() -> None:
+    """Missing secrets stop `docker compose` rather than default; Grafana has no sign-up, no anonymous use."""
+    grafana = SERVICES["grafana"]["environment"]
+    assert grafana["GF_SECURITY_ADMIN_PASSWORD"].startswith("${GRAFANA_ADMIN_PASSWORD:?")
+    assert grafana["GF_USERS_ALLOW_SIGN_UP"] == "false"
+    assert grafana["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    assert SERVICES["webhook-relay"]["environment"]["RELAY_AUTH_TOKEN"].startswith("${RELAY_AUTH_TOKEN:?")
+    assert BASE["secrets"]["relay_token"] == {"environment": "RELAY_AUTH_TOKEN"}
+
+
+def test_order_matters_only_through_healthy_dependencies() -> None:
+    """Every depends_on waits for the dependency to be healthy, not merely started."""
+    for name, service in SERVICES.items():
+        for dependency, condition in service.get("depends_on", {}).items():
+            assert dependency in SERVICES, (name, dependency)
+            assert condition == {"condition": "service_healthy"}, (name, dependency)
+
+
+def test_gpu_is_reserved_and_the_cpu_override_removes_the_reservation() -> None:
+    """The base file reserves an NVIDIA GPU for ofa-ve; docker-compose.cpu.yml resets it and forces CPU."""
+    devices = SERVICES["ofa-ve"]["deploy"]["resources"]["reservations"]["devices"]
+    assert devices == [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
+    cpu = _load("docker-compose.cpu.yml")["services"]["ofa-ve"]
+    assert cpu["deploy"]["tag"] == "!reset"
+    assert cpu["environment"]["OFA_VE_DEVICE"] == "cpu"
+
+
+def test_env_example_documents_every_variable_the_compose_files_use() -> None:
+    """Each ${VAR} of the compose files has a line in .env.example, right under a comment."""
+    used = set()
+    for name in ("docker-compose.yml", "docker-compose.cpu.yml"):
+        used |= set(re.findall(r"\$\{(\w+)", (ROOT / name).read_text(encoding="utf-8")))
+    lines = (ROOT / ".env.example").read_text(encoding="utf-8").splitlines()
+    documented = {}
+    for index, line in enumerate(lines):
+        if re.match(r"^[A-Z][A-Z0-9_]*=", line):
+            documented[line.split("=", 1)[0]] = index
+    assert sorted(used - documented.keys()) == []
+    for variable, index in documented.items():
+        above = next(line for line in reversed(lines[:index]) if not re.match(r"^[A-Z][A-Z0-9_]*=", line))
+        assert above.startswith("#"), f"{variable} in .env.example has no comment above it"
