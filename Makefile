@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help venv tools docker browser test test-unit lint format dashboards check-monitoring
+.PHONY: help venv tools docker browser test test-unit lint format dashboards check-monitoring tiny-model image-wheels test-stack bench up up-cpu down
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-17s %s\n", $$1, $$2}'
@@ -40,3 +40,25 @@ check-monitoring: tools ## promtool/amtool checks of prometheus/ and alertmanage
 	.tools/bin/promtool check rules prometheus/rules/*.yml prometheus/alerts/*.yml
 	.tools/bin/promtool test rules prometheus/tests/*-test.yml
 	.tools/bin/amtool check-config alertmanager/alertmanager.yml
+
+tiny-model: venv ## build the tiny random OFA model (tests, CPU demo) into .tiny-model/
+	$(PY) -m ofa_ve.tiny_model .tiny-model
+
+image-wheels: venv ## fill services/ofa-ve/wheels/ so the ofa-ve image builds without downloading
+	scripts/fetch-image-wheels.sh
+
+test-stack: venv tools ## only the end-to-end container tests
+	$(PY) -m pytest tests/integration/stack tests/unit/stack $(PYTEST_ARGS)
+
+bench: venv tools ## benchmarks: tables on stdout, JSON under bench/results/
+	$(PY) bench/ofa_ve_bench.py
+	$(PY) bench/relay_bench.py
+
+up: ## the stack on a GPU host (needs .env)
+	docker compose up -d
+
+up-cpu: ## the stack without a GPU (needs .env)
+	docker compose -f docker-compose.yml -f docker-compose.cpu.yml up -d
+
+down: ## stop the stack (volumes are kept; `docker compose down -v` deletes the data)
+	docker compose -f docker-compose.yml -f docker-compose.cpu.yml down

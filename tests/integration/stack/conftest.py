@@ -32,10 +32,9 @@ TINY_MODEL = ROOT / ".tiny-model"
 
 
 def _ensure_tiny_model() -> Path:
-    # A no-op when a current tiny model is already there.
+    # A no-op when a current tiny model is already there; the builder makes it world-readable, as the
+    # image runs as a non-root user.
     subprocess.run([sys.executable, "-m", "ofa_ve.tiny_model", str(TINY_MODEL)], check=True, timeout=300)
-    # The builder leaves its temporary directory's 0700; the image runs as a non-root user.
-    TINY_MODEL.chmod(0o755)
     return TINY_MODEL
 
 
