@@ -14,7 +14,10 @@ WHEELS=${OFA_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ofa-ve-wheels/torch-$T
 log() { printf '[bootstrap-venv] %s\n' "$*" >&2; }
 
 [ -x "$VENV/bin/python" ] || { log "creating $VENV with $PY"; "$PY" -m venv "$VENV"; }
-pip() { "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@"; }
+# Some machines' pip config names file:// indexes that do not exist: pip warns once per package.
+pip() {
+  "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@" 2> >(grep -v "^WARNING: Location 'file://" >&2)
+}
 pip install "pip==$(awk -F'==' '$1=="pip"{print $2}' requirements-dev.lock)"
 
 # Marker: skip the heavy work when the venv already matches the locks byte for byte.
