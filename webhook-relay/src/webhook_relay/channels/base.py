@@ -56,3 +56,18 @@ def errcode_result(code: int, message: str, transient: dict[int, str], permanent
     if code in transient:
         return Result(Outcome.TRANSIENT, transient[code], detail)
     return Result(Outcome.PERMANENT, permanent.get(code, "errcode"), detail)
+
+
+def interpret_errcode(
+    status: int, content: bytes, transient: dict[int, str], permanent: dict[int, str]
+) -> Result:
+    """DingTalk and WeCom style replies: HTTP 200 whatever happened, success only when `errcode` is 0."""
+    body = parse_reply(status, content)
+    if isinstance(body, Result):
+        return body
+    code = body.get("errcode")
+    if code == 0:
+        return DELIVERED
+    if not isinstance(code, int):
+        return errcode_result(-2, "reply without errcode", {}, {-2: "invalid_response"})
+    return errcode_result(code, str(body.get("errmsg", "")), transient, permanent)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from webhook_relay.channels.base import DELIVERED, Request, Result, errcode_result, parse_reply
+from webhook_relay.channels.base import Request, Result, interpret_errcode
 from webhook_relay.config import DEFAULT_URLS, Target
 from webhook_relay.render import Message
 
@@ -22,12 +22,4 @@ def build(target: Target, message: Message, now: float) -> Request:
 
 
 def interpret(status: int, content: bytes) -> Result:
-    body = parse_reply(status, content)
-    if isinstance(body, Result):
-        return body
-    code = body.get("errcode")
-    if code == 0:
-        return DELIVERED
-    if not isinstance(code, int):
-        return errcode_result(-2, "reply without errcode", {}, {-2: "invalid_response"})
-    return errcode_result(code, str(body.get("errmsg", "")), TRANSIENT, PERMANENT)
+    return interpret_errcode(status, content, TRANSIENT, PERMANENT)
