@@ -66,8 +66,8 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> DecodedImag
     ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
         with warnings.catch_warnings():
-            # PIL warns (and only raises past twice its own limit) on huge images: refuse them all. Its
-            # limit is process-wide and ModelScope switches it off, so the max_pixels check below is the guard.
+            # PIL warns (and only raises past twice its own limit) on huge images: refuse them all. That
+            # limit is process-wide and ModelScope switches it off: the max_pixels check is the real guard.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=[fmt])
             width, height = image.size
