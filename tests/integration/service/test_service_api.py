@@ -189,6 +189,20 @@ def test_request_id_is_in_every_log_line_of_the_request(service: Server) -> None
     assert mine and mine[-1]["status_code"] == 415 and mine[-1]["error_code"] == "unsupported_image_type"
 
 
+def test_ui_honours_the_callers_request_id(service: Server) -> None:
+    """A UI submission through gradio's HTTP API is logged under the caller's X-Request-ID."""
+    api = f"{service.url}/ui/gradio_api"
+    upload = httpx.post(f"{api}/upload", files={"files": ("a.png", image_bytes(), "image/png")}, timeout=30)
+    file_data = {"path": upload.json()[0], "meta": {"_type": "gradio.FileData"}}
+    queued = httpx.post(f"{api}/call/predict", json={"data": [file_data, "a red square", ""]},
+                        headers={"X-Request-ID": "itest-ui-0042"}, timeout=30)
+    result = httpx.get(f"{api}/call/predict/{queued.json()['event_id']}", timeout=60).text
+    assert "event: complete" in result
+    lines = [json.loads(line) for line in service.log_text().splitlines() if line.startswith("{")]
+    mine = [line for line in lines if line.get("request_id") == "itest-ui-0042"]
+    assert mine and mine[-1]["endpoint"] == "ui" and mine[-1]["status_code"] == 200
+
+
 def test_openapi_is_served(service: Server) -> None:
     """The OpenAPI document lists the inference endpoints."""
     spec = httpx.get(f"{service.url}/openapi.json").json()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from ofa_ve.engine import Engine
+from ofa_ve.logging_setup import RequestIdFilter
 from ofa_ve.metrics import ServiceMetrics
 from ofa_ve.service import EntailmentService
 from ofa_ve.settings import Settings
@@ -61,3 +62,18 @@ def test_missing_image_and_oversize_upload(handler: UiHandler, tmp_path: Path) -
     big.write_bytes(png_bytes((100, 100), "BMP"))
     assert asyncio.run(handler(str(big), "x", ""))[2].startswith("image_too_large")
     assert _count(handler, "413", "client_error") == 1
+
+
+def test_request_id_is_the_callers_when_well_formed(
+    handler: UiHandler, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A well-formed caller id tags the UI request's log line; a malformed one is replaced."""
+    image = tmp_path / "a.png"
+    image.write_bytes(png_bytes())
+    caplog.handler.addFilter(RequestIdFilter())  # what the service's log setup installs
+    with caplog.at_level("INFO", logger="ofa_ve.ui"):
+        asyncio.run(handler(str(image), "yes", "", "ui-caller-7"))
+        asyncio.run(handler(str(image), "yes", "", "bad id\nwith newline"))
+    ids = [r.request_id for r in caplog.records if r.getMessage() == "request finished"]
+    assert ids[0] == "ui-caller-7"
+    assert ids[1] != "bad id\nwith newline" and len(ids[1]) == 32

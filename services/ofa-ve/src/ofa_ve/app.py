@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import re
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,13 +14,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ofa_ve import __version__, api
 from ofa_ve.engine import Engine
 from ofa_ve.gpu import GpuCollector, load_nvml
-from ofa_ve.logging_setup import request_id_var
+from ofa_ve.logging_setup import accept_request_id, request_id_var
 from ofa_ve.metrics import ServiceMetrics
 from ofa_ve.service import EntailmentService
 from ofa_ve.settings import Settings
-
-# Client-chosen ids end up in logs: accept only a short, plain token, otherwise mint one.
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
 class RequestIdMiddleware:
@@ -36,7 +31,7 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         given = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), "")
-        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        request_id = accept_request_id(given)
         token = request_id_var.set(request_id)
 
         async def send_with_id(message: Message) -> None:

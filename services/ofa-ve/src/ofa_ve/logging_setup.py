@@ -5,10 +5,20 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import re
 import sys
 import time
+import uuid
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+
+# Client-chosen ids end up in logs: accept only a short, plain token, otherwise mint one.
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+def accept_request_id(given: str | None) -> str:
+    """The caller's X-Request-ID when it is a well-formed token, else a new one."""
+    return given if given and _REQUEST_ID.match(given) else uuid.uuid4().hex
 
 # Attributes every LogRecord has; anything else was passed through `extra=` and is logged as a field.
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName", "color_message"}

@@ -6,15 +6,15 @@ import asyncio
 import logging
 import os
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
+import gradio as gr
 from fastapi import FastAPI
 
 from ofa_ve.errors import ClientError, ServiceError
 from ofa_ve.imaging import check_image_bytes, check_text
-from ofa_ve.logging_setup import request_id_var
+from ofa_ve.logging_setup import accept_request_id, request_id_var
 from ofa_ve.metrics import ServiceMetrics
 from ofa_ve.service import EntailmentService, Pair
 from ofa_ve.settings import Settings
@@ -31,9 +31,9 @@ class UiHandler:
         self.service = service
 
     async def __call__(
-        self, image_path: str | None, text: str, premise: str
+        self, image_path: str | None, text: str, premise: str, request_id: str | None = None
     ) -> tuple[str, float | None, str]:
-        request_id_var.set(uuid.uuid4().hex)
+        request_id_var.set(accept_request_id(request_id))
         self.metrics.in_flight.inc()
         started = time.perf_counter()
         status = 200
@@ -77,13 +77,14 @@ class UiHandler:
 def mount_ui(app: FastAPI, settings: Settings, metrics: ServiceMetrics, service: EntailmentService) -> None:
     """Builds the Blocks and mounts them at /ui."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no phoning home from a server
-    import gradio as gr
-
     handler = UiHandler(settings, metrics, service)
 
     # gradio decides async-vs-sync by inspecting a function, so it needs a real coroutine function.
-    async def predict(image_path: str | None, text: str, premise: str) -> tuple[str, float | None, str]:
-        return await handler(image_path, text, premise)
+    # gradio fills a `gr.Request` parameter with the HTTP request that queued the event.
+    async def predict(
+        image_path: str | None, text: str, premise: str, request: gr.Request
+    ) -> tuple[str, float | None, str]:
+        return await handler(image_path, text, premise, request.headers.get("x-request-id"))
 
     # Uploads land in gradio's cache directory: delete them after an hour so disk use stays bounded.
     with gr.Blocks(title="OFA visual entailment", delete_cache=(600, 3600)) as blocks:
