@@ -107,3 +107,16 @@ def test_concurrent_submits_share_commits_and_dedup_within_a_batch(outbox):
     assert len({r for r in results[:200]}) == 200 and None not in results[:200]
     assert results[200] is None
     assert len(outbox.due("a", 1.0, limit=1000)) == 200
+
+
+def test_send_times_are_kept_for_the_window_then_pruned(tmp_path):
+    """recent_sends returns one target's sends after `since`; prune drops those older than keep_sends."""
+    box = Outbox(tmp_path / "o.db")
+    for at in (10.0, 50.0, 90.0):
+        box.record_send("a", at)
+    box.record_send("b", 95.0)
+    assert box.recent_sends("a", since=40.0) == [50.0, 90.0]
+    box.prune(now=100.0, dedup_window=60, keep_delivered=100, keep_sends=30)
+    assert box.recent_sends("a", since=0.0) == [90.0]
+    assert box.recent_sends("b", since=0.0) == [95.0]
+    box.close()

@@ -214,3 +214,26 @@ def test_loop_survives_an_unexpected_error(harness, monkeypatch):
 
     asyncio.run(run_briefly())
     assert len(calls) >= 2 and len(chat.posts) == 1
+
+
+def test_sends_of_a_previous_process_still_count_against_the_rate_limit(harness):
+    """After a restart the robot's window still holds the sends stored by the previous process."""
+    sender, outbox, _registry, clock = harness(Chat())
+    for i in range(20):  # dingtalk default: 20 messages per 60 s
+        outbox.record_send("dingtalk-ops", clock.now - 30 + i * 0.1)
+    outbox.record_send("wecom-ops", clock.now - 61)  # outside its window
+    step(sender, "dingtalk-ops")
+    step(sender, "wecom-ops")
+    assert sender.limiters["dingtalk-ops"].delay(clock.now) == pytest.approx(30.0)
+    assert sender.limiters["wecom-ops"].delay(clock.now) == 0.0
+
+
+def test_each_request_to_a_robot_is_stored(harness):
+    """Every post, delivered or not, is stored with its time for the limit after a restart."""
+    chat = Chat({"errcode": 130101, "errmsg": "send too fast"})
+    sender, outbox, _registry, clock = harness(chat)
+    enqueue(outbox, clock)
+    step(sender)
+    clock.now += 61
+    step(sender)
+    assert outbox.recent_sends("dingtalk-ops", since=0) == [1000.0, 1061.0]

@@ -44,6 +44,10 @@ CREATE TABLE IF NOT EXISTS deliveries (
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (target, status, next_attempt_at, id);
 CREATE TABLE IF NOT EXISTS dedup (key TEXT PRIMARY KEY, seen_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS heartbeat (id INTEGER PRIMARY KEY CHECK (id = 1), at REAL NOT NULL);
+-- When each message went to each robot: the rate limit must survive a restart (a crash loop must not
+-- let a burst through and get the robot throttled for minutes).
+CREATE TABLE IF NOT EXISTS sends (target TEXT NOT NULL, at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS sends_by_target ON sends (target, at);
 """
 
 
@@ -243,6 +247,15 @@ class Outbox:
             )
         )
 
+    def record_send(self, target: str, at: float) -> None:
+        """Remember one request to a robot, for the rate limit after a restart."""
+        self._write(lambda c: c.execute("INSERT INTO sends (target, at) VALUES (?, ?)", (target, at)))
+
+    def recent_sends(self, target: str, since: float) -> list[float]:
+        """Times of the requests to `target` since `since`, oldest first."""
+        rows = self._read("SELECT at FROM sends WHERE target = ? AND at > ? ORDER BY at", (target, since))
+        return [row[0] for row in rows]
+
     def schedule_retry(
         self, delivery_id: int, attempts: int, next_attempt_at: float, error: str, now: float
     ) -> None:
@@ -310,11 +323,14 @@ class Outbox:
         """Raise StorageError unless a write can be committed."""
         self._write(lambda c: c.execute("INSERT OR REPLACE INTO heartbeat (id, at) VALUES (1, ?)", (now,)))
 
-    def prune(self, now: float, dedup_window: float, keep_delivered: float) -> None:
-        """Forget old dedup keys and delivered notifications (dead letters are kept until replayed)."""
+    def prune(
+        self, now: float, dedup_window: float, keep_delivered: float, keep_sends: float = 3600.0
+    ) -> None:
+        """Forget old dedup keys, sends and delivered notifications (dead letters stay until replayed)."""
 
         def txn(conn: sqlite3.Connection) -> None:
             conn.execute("DELETE FROM dedup WHERE seen_at < ?", (now - dedup_window,))
+            conn.execute("DELETE FROM sends WHERE at < ?", (now - keep_sends,))
             conn.execute(
                 "DELETE FROM deliveries WHERE status = 'delivered' AND updated_at < ?",
                 (now - keep_delivered,),

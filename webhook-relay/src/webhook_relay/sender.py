@@ -77,6 +77,7 @@ class Sender:
             for name, t in config.targets.items()
         }
         self._wake = {name: asyncio.Event() for name in config.targets}
+        self._limits_restored: set[str] = set()
         self._paused_until = dict.fromkeys(config.targets, 0.0)
 
     def wake(self, targets: list[str] | None = None) -> None:
@@ -95,7 +96,8 @@ class Sender:
         while True:
             try:
                 await asyncio.to_thread(
-                    self.outbox.prune, self.clock(), cfg.dedup_window_seconds, cfg.keep_delivered_seconds
+                    self.outbox.prune, self.clock(), cfg.dedup_window_seconds, cfg.keep_delivered_seconds,
+                    max(limiter.period for limiter in self.limiters.values()),
                 )
             except StorageError:
                 log.exception("outbox pruning failed; retrying later")
@@ -123,6 +125,8 @@ class Sender:
 
     async def step(self, name: str) -> bool:
         """Deliver what is due for one target; False when there was nothing to do."""
+        if name not in self._limits_restored:
+            await self._restore_limit(name)
         now = self.clock()
         if now < self._paused_until[name]:
             return False
@@ -148,7 +152,7 @@ class Sender:
             await self._wait_for_limit(name)
             now = self.clock()
             result = await post_message(self.client, target, messages[index], now)
-            self.limiters[name].record(self.clock())
+            await self._record_send(name)
             if result.outcome is Outcome.DELIVERED:
                 done = index + 1 == len(messages)
                 await asyncio.to_thread(self.outbox.record_part, item.id, index + 1, done, self.clock())
@@ -165,6 +169,22 @@ class Sender:
                 return True
             return await self._retry(name, item, result, context)
         return True
+
+    async def _restore_limit(self, name: str) -> None:
+        # The sends of the previous process still count against the robot's window.
+        limiter = self.limiters[name]
+        for at in await asyncio.to_thread(self.outbox.recent_sends, name, self.clock() - limiter.period):
+            limiter.record(at)
+        self._limits_restored.add(name)
+
+    async def _record_send(self, name: str) -> None:
+        at = self.clock()
+        self.limiters[name].record(at)
+        try:
+            await asyncio.to_thread(self.outbox.record_send, name, at)
+        except StorageError:
+            # Only the after-restart limit is weakened; the message itself must still be accounted for.
+            log.warning("could not store the send time", extra={"target": name})
 
     async def _wait_for_limit(self, name: str) -> None:
         limiter = self.limiters[name]
