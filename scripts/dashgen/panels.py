@@ -36,6 +36,20 @@ def _thresholds(steps: list[tuple[float | None, str]]) -> dict:
     return {"mode": "absolute", "steps": [{"color": color, "value": value} for value, color in steps]}
 
 
+def _panel(
+    kind: str, title: str, description: str, targets: list[dict], defaults: dict, options: dict
+) -> dict:
+    return {
+        "type": kind,
+        "title": title,
+        "description": description,
+        "datasource": DATASOURCE,
+        "targets": targets,
+        "fieldConfig": {"defaults": defaults, "overrides": []},
+        "options": options,
+    }
+
+
 def timeseries(
     title: str,
     queries: list[tuple[str, str]],
@@ -64,18 +78,11 @@ def timeseries(
         defaults["min"] = minimum
     if maximum is not None:
         defaults["max"] = maximum
-    return {
-        "type": "timeseries",
-        "title": title,
-        "description": description,
-        "datasource": DATASOURCE,
-        "targets": _targets(queries),
-        "fieldConfig": {"defaults": defaults, "overrides": []},
-        "options": {
-            "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
-            "tooltip": {"mode": "multi", "sort": "desc"},
-        },
+    options = {
+        "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+        "tooltip": {"mode": "multi", "sort": "desc"},
     }
+    return _panel("timeseries", title, description, _targets(queries), defaults, options)
 
 
 def stat(
@@ -95,49 +102,30 @@ def stat(
     }
     if decimals is not None:
         defaults["decimals"] = decimals
-    return {
-        "type": "stat",
-        "title": title,
-        "description": description,
-        "datasource": DATASOURCE,
-        "targets": _targets(queries),
-        "fieldConfig": {"defaults": defaults, "overrides": []},
-        "options": {
-            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
-            "colorMode": "background",
-            "graphMode": "area",
-            "textMode": "value_and_name",
-            "justifyMode": "auto",
-            "orientation": "auto",
-        },
+    options = {
+        "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+        "colorMode": "background",
+        "graphMode": "area",
+        "textMode": "value_and_name",
+        "justifyMode": "auto",
+        "orientation": "auto",
     }
+    return _panel("stat", title, description, _targets(queries), defaults, options)
 
 
 def heatmap(title: str, expr: str, unit: str, *, description: str = "") -> dict:
     """A heatmap of pre-bucketed histogram data (one series per `le`)."""
-    return {
-        "type": "heatmap",
-        "title": title,
-        "description": description,
-        "datasource": DATASOURCE,
-        "targets": [target(expr, "{{le}}", fmt="heatmap")],
-        "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
-        "options": {
-            "calculate": False,
-            "yAxis": {"axisPlacement": "left", "unit": unit},
-            "rowsFrame": {"layout": "auto"},
-            "color": {
-                "mode": "scheme",
-                "scheme": "Oranges",
-                "steps": 64,
-                "exponent": 0.5,
-                "fill": "dark-orange",
-            },
-            "cellGap": 1,
-            "tooltip": {"show": True, "yHistogram": True},
-            "legend": {"show": True},
-        },
+    options = {
+        "calculate": False,
+        "yAxis": {"axisPlacement": "left", "unit": unit},
+        "rowsFrame": {"layout": "auto"},
+        "color": {"mode": "scheme", "scheme": "Oranges", "steps": 64, "exponent": 0.5, "fill": "dark-orange"},
+        "cellGap": 1,
+        "tooltip": {"show": True, "yHistogram": True},
+        "legend": {"show": True},
     }
+    targets = [target(expr, "{{le}}", fmt="heatmap")]
+    return _panel("heatmap", title, description, targets, {"unit": unit}, options)
 
 
 @dataclass
