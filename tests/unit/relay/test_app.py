@@ -198,3 +198,58 @@ def test_no_secret_in_logs_or_stored_errors(relay, caplog):
     assert "ConnectError" in stored and "ConnectError" in logged
     for secret in ("dt-token", "dt-secret", "wecom-key", "relay-token", "sign=Y"):
         assert secret not in logged and secret not in stored
+
+
+def test_dead_outbox_writer_means_not_ready_and_fast_503(relay):
+    """When the group-commit thread is gone, readiness fails and webhooks get 503 at once, never hang."""
+    web, outbox, registry, _ = relay()
+    outbox.close()  # ends the writer thread like a crash would
+    ready = web.get("/-/ready")
+    assert ready.status_code == 503 and "outbox_writer" in ready.json()["problems"]
+    reply = web.post("/webhook/critical", json=notification(), headers=AUTH)
+    assert reply.status_code == 503
+    web.get("/metrics")
+    assert registry.get_sample_value("webhook_relay_component_up", {"component": "outbox_writer"}) == 0
+
+
+def test_discard_removes_a_dead_letter_and_refuses_anything_else(relay):
+    """DELETE on a dead letter removes it (the alert stops); pending items and unknown ids are 404."""
+    web, outbox, registry, _ = relay()
+    outbox.enqueue("critical", ["dingtalk-ops"], json.dumps(notification()), None, 0, now=1.0)
+    [item] = outbox.due("dingtalk-ops", 1.0)
+    assert web.delete(f"/api/v1/dead-letters/{item.id}", headers=AUTH).status_code == 404
+    outbox.mark_dead(item.id, "bad_token", "errcode 300001", now=2.0)
+    assert web.delete(f"/api/v1/dead-letters/{item.id}").status_code == 401
+    reply = web.delete(f"/api/v1/dead-letters/{item.id}", headers=AUTH)
+    assert reply.status_code == 200 and reply.json() == {"status": "discarded", "id": item.id}
+    assert web.get("/api/v1/dead-letters", headers=AUTH).json() == {"dead_letters": []}
+    web.get("/metrics")
+    assert registry.get_sample_value("webhook_relay_dead_letters", {"target": "dingtalk-ops"}) == 0
+    assert web.delete("/api/v1/dead-letters/999", headers=AUTH).status_code == 404
+
+
+def test_runbook_is_served_with_github_anchors(tmp_path, repo_root):
+    """GET /runbook renders runbook.md as HTML, public, with an id for every section heading."""
+    from webhook_relay.config import parse_config
+
+    from tests.support.monitoring import runbook_anchors
+
+    config = parse_config(
+        f"server: {{auth_token: t, runbook_path: {repo_root / 'runbook.md'}}}\n"
+        "targets: {d: {kind: dingtalk, access_token: a}}\nroutes: {critical: {targets: [d]}}\n",
+        env={},
+    )
+    outbox = Outbox(tmp_path / "o.db")
+    web = TestClient(create_app(config, CollectorRegistry(), outbox, run_sender=False))
+    page = web.get("/runbook")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    anchors = runbook_anchors()
+    assert anchors and all(f'id="{anchor}"' in page.text for anchor in anchors)
+    outbox.close()
+
+
+def test_runbook_not_configured_is_404(relay):
+    """Without server.runbook_path the page says so instead of failing."""
+    web, *_ = relay()
+    reply = web.get("/runbook")
+    assert reply.status_code == 404 and "runbook_path" in reply.json()["error"]

@@ -13,9 +13,10 @@ from tests.support.relay import alert, notification
 RECEIVED = datetime(2026, 11, 25, 3, 30, 0, tzinfo=UTC)
 
 
-def render(payload, **target):
+def render(payload, links=None, **target):
     defaults = {"kind": "dingtalk", "access_token": "tok"}
-    return Renderer(Target(**{**defaults, **target})).render(Notification.model_validate(payload), RECEIVED)
+    renderer = Renderer(Target(**{**defaults, **target}), links)
+    return renderer.render(Notification.model_validate(payload), RECEIVED)
 
 
 def test_firing_chinese_has_local_time_duration_and_links():
@@ -83,7 +84,7 @@ def test_resolved_notification_mentions_nobody():
 def test_long_group_is_split_for_wecom_with_titles_numbered():
     """A group too big for WeCom's 4096 bytes becomes several numbered messages within the limit."""
     alerts = [alert(instance=f"host-{i}", description="磁盘空间不足 " * 20) for i in range(30)]
-    messages = render(notification(*alerts), kind="wecom", key="k", access_token=None)
+    messages = render(notification(*alerts), kind="wecom", key="k", access_token=None, max_messages=50)
     assert len(messages) > 1
     assert all(len(m.text.encode()) <= 4096 for m in messages)
     assert messages[0].text.startswith(f"(1/{len(messages)})")

@@ -237,3 +237,113 @@ def test_each_request_to_a_robot_is_stored(harness):
     clock.now += 61
     step(sender)
     assert outbox.recent_sends("dingtalk-ops", since=0) == [1000.0, 1061.0]
+
+
+def _refuse_writes(monkeypatch, outbox, *names):
+    """Make the named outbox writes fail as on a full disk; returns a function that heals them."""
+    from webhook_relay.outbox import StorageError
+
+    real = {name: getattr(outbox, name) for name in names}
+
+    def full(*_args, **_kwargs):
+        raise StorageError("database or disk is full")
+
+    for name in names:
+        monkeypatch.setattr(outbox, name, full)
+    return lambda: [monkeypatch.setattr(outbox, n, f) for n, f in real.items()]
+
+
+def test_posted_message_is_not_posted_again_while_its_record_fails(harness, monkeypatch):
+    """A post the chat accepted but the full disk could not record is never re-posted (no storm)."""
+    chat = Chat()
+    sender, outbox, _registry, clock = harness(chat)
+    enqueue(outbox, clock)
+    heal = _refuse_writes(monkeypatch, outbox, "record_part", "record_send")
+    for _ in range(5):
+        step(sender)
+        clock.now += 1
+    assert len(chat.posts) == 1
+    heal()
+    assert step(sender) is False  # the remembered state is written; nothing is posted
+    assert len(chat.posts) == 1 and outbox.due("dingtalk-ops", clock()) == []
+
+
+def test_failed_post_keeps_its_backoff_while_the_retry_cannot_be_recorded(harness, monkeypatch):
+    """A failing robot is retried at its backoff, not at every poll, when the retry is not stored."""
+    chat = Chat(503, 503, 503)
+    sender, outbox, _registry, clock = harness(chat, backoff_initial_seconds=10, backoff_max_seconds=60)
+    enqueue(outbox, clock)
+    _refuse_writes(monkeypatch, outbox, "schedule_retry", "record_send")
+    step(sender)
+    for _ in range(9):
+        clock.now += 1
+        step(sender)
+    assert len(chat.posts) == 1
+    clock.now += 1.5
+    step(sender)
+    assert len(chat.posts) == 2
+
+
+def test_dead_letter_is_not_retried_while_it_cannot_be_recorded(harness, monkeypatch):
+    """A permanent refusal that cannot be stored as a dead letter is not posted again and again."""
+    chat = Chat({"errcode": 300001, "errmsg": "token is not exist"})
+    sender, outbox, _registry, clock = harness(chat)
+    enqueue(outbox, clock)
+    heal = _refuse_writes(monkeypatch, outbox, "mark_dead", "record_send")
+    for _ in range(4):
+        step(sender)
+        clock.now += 1
+    assert len(chat.posts) == 1
+    heal()
+    step(sender)
+    [dead] = outbox.dead_letters()
+    assert dead.reason == "bad_token" and len(chat.posts) == 1
+
+
+def test_replayed_letter_gets_a_full_give_up_period(harness):
+    """After a replay, one transient failure schedules a retry instead of dead-lettering at once."""
+    chat = Chat(503)
+    sender, outbox, _registry, clock = harness(chat, give_up_after_seconds=3600)
+    enqueue(outbox, clock)
+    [item] = outbox.due("dingtalk-ops", clock())
+    outbox.mark_dead(item.id, "retries_exhausted", "HTTP 503", clock())
+    clock.now += 86_400
+    outbox.replay(item.id, clock())
+    step(sender)
+    assert outbox.dead_letters() == []
+    assert outbox.get(item.id).attempts == 1
+
+
+def test_failure_reasons_start_at_zero_and_target_failing_holds_during_backoff(tmp_path):
+    """Every reason is exposed at 0 before any failure; target_failing stays 1 between retries."""
+    from fastapi.testclient import TestClient
+    from webhook_relay.app import create_app
+
+    chat = Chat(503)
+    clock = Clock()
+    config = relay_config(db=str(tmp_path / "o.db"), backoff_initial_seconds=600, backoff_max_seconds=600)
+    outbox = Outbox(tmp_path / "o.db")
+    registry = CollectorRegistry()
+    client = httpx.AsyncClient(transport=httpx.MockTransport(chat))
+    app = create_app(config, registry, outbox, client=client, run_sender=False, clock=clock)
+    with TestClient(app) as web:
+        web.get("/metrics")
+        labels = {"target": "dingtalk-ops", "channel": "dingtalk", "reason": "http_5xx"}
+        assert registry.get_sample_value("webhook_relay_messages_failed_total", labels) == 0
+        assert registry.get_sample_value(
+            "webhook_relay_messages_failed_total", {**labels, "reason": "rate_limited"}
+        ) == 0
+        enqueue(outbox, clock)
+        asyncio.run(app.state.sender.step("dingtalk-ops"))
+        for later in (1, 300, 599):
+            clock.now += later - (clock.now - 1000)
+            assert registry.get_sample_value(
+                "webhook_relay_target_failing", {"target": "dingtalk-ops", "channel": "dingtalk"}
+            ) == 1
+        assert registry.get_sample_value("webhook_relay_messages_failed_total", labels) == 1
+        clock.now = 1000 + 800  # past the longest jittered delay (600 s + 20 %)
+        asyncio.run(app.state.sender.step("dingtalk-ops"))
+        assert registry.get_sample_value(
+            "webhook_relay_target_failing", {"target": "dingtalk-ops", "channel": "dingtalk"}
+        ) == 0
+    outbox.close()

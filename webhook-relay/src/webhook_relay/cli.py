@@ -1,4 +1,4 @@
-"""`webhook-relay serve | check-config | send-test | dead-letters list | dead-letters replay`."""
+"""`webhook-relay serve | check-config | send-test | dead-letters list | replay ID | discard ID`."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import httpx
 from prometheus_client import CollectorRegistry
 
 from webhook_relay.alertmanager import Notification
-from webhook_relay.app import create_app, dead_letter_json
+from webhook_relay.app import create_app
+from webhook_relay.routes.dead_letters import dead_letter_json
 from webhook_relay.config import ConfigError, RelayConfig, load_config
 from webhook_relay.logs import setup_logging
 from webhook_relay.outbox import Outbox, StorageError
@@ -118,6 +119,12 @@ def cmd_dead_letters(config: RelayConfig, action: str, delivery_id: int | None) 
                 _out(json.dumps(dead_letter_json(item), ensure_ascii=False))
             return 0
         assert delivery_id is not None
+        if action == "discard":
+            if outbox.discard(delivery_id):
+                _out(f"dead letter {delivery_id} discarded")
+                return 0
+            _out(f"no dead letter with id {delivery_id}")
+            return 1
         if outbox.replay(delivery_id, time.time()):
             _out(
                 f"dead letter {delivery_id} requeued; the running relay delivers it within its poll interval"
@@ -139,11 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("check-config", help="validate the config and templates, then exit")
     test = sub.add_parser("send-test", help="send a test message to one target now (not through the outbox)")
     test.add_argument("target")
-    dead = sub.add_parser("dead-letters", help="list or replay dead letters")
+    dead = sub.add_parser("dead-letters", help="list, replay or discard dead letters")
     dead_sub = dead.add_subparsers(dest="action", required=True)
     dead_sub.add_parser("list")
-    replay = dead_sub.add_parser("replay")
+    replay = dead_sub.add_parser("replay", help="send it again (after fixing the cause)")
     replay.add_argument("id", type=int)
+    discard = dead_sub.add_parser("discard", help="delete it for good (nobody needs it any more)")
+    discard.add_argument("id", type=int)
     return parser
 
 

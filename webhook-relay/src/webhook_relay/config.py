@@ -62,6 +62,23 @@ def _check_url(value: str | None) -> str | None:
     return value
 
 
+def _check_link(value: str | None) -> str | None:
+    """An absolute http(s) URL, or a path starting with `/` resolved against a configured base."""
+    if value in (None, ""):
+        return None
+    if value.startswith("/") and not value.startswith("//"):
+        return value
+    return _check_url(value)
+
+
+def _zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {value!r}") from exc
+    return value
+
+
 class Mention(_Strict):
     """Who to notify for one severity."""
 
@@ -104,11 +121,20 @@ class Target(_Strict):
     rate_limit: RateLimit = Field(default_factory=RateLimit)
     mentions: dict[str, Mention] = Field(default_factory=dict)
     dashboard_url: str | None = None
+    # One notification (one Alertmanager group) becomes at most this many messages on this target:
+    # past it, alerts are listed one line each, and what still does not fit is counted, not dropped
+    # silently. A 20-alert group must not take minutes of a robot's 20-per-minute budget.
+    max_messages: int = Field(default=3, ge=1, le=50)
 
-    @field_validator("url", "dashboard_url")
+    @field_validator("url")
     @classmethod
-    def _urls(cls, value: str | None) -> str | None:
+    def _url(cls, value: str | None) -> str | None:
         return _check_url(value)
+
+    @field_validator("dashboard_url")
+    @classmethod
+    def _dashboard_url(cls, value: str | None) -> str | None:
+        return _check_link(value)
 
     @field_validator("access_token", "key", "token", "secret", mode="before")
     @classmethod
@@ -123,11 +149,7 @@ class Target(_Strict):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}") from exc
-        return value
+        return _zone(value)
 
     @field_validator("mentions")
     @classmethod
@@ -160,17 +182,55 @@ class Target(_Strict):
         return self.mentions.get(severity) or self.mentions.get("default") or Mention()
 
 
+class AliveReport(_Strict):
+    """An optional daily "pipeline alive" line, at a local time, instead of a message per Watchdog."""
+
+    at: str = Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    timezone: str = "Asia/Shanghai"
+    targets: list[str] = Field(min_length=1)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        return _zone(value)
+
+
 class Heartbeat(_Strict):
-    """Dead-man's switch: alarm on `notify` when no webhook reached the route for a while."""
+    """Dead-man's switch: alarm on `notify` when no webhook reached the route for a while.
+
+    With `forward_url` every heartbeat that arrives is also passed on, after the relay's own health
+    checks, to an external push monitor (healthchecks.io, Uptime Kuma): when Prometheus,
+    Alertmanager or the relay dies, the pings stop and that service raises the alarm.
+    """
 
     missing_after_seconds: float = Field(default=300.0, gt=0)
     notify: list[str] = Field(min_length=1)
     runbook_url: str | None = None
+    # The push URL carries the monitor's token in its path: a secret, masked wherever it is shown.
+    forward_url: SecretStr | None = None
+    forward_timeout_seconds: float = Field(default=10.0, gt=0)
+    alive_report: AliveReport | None = None
 
     @field_validator("runbook_url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
-        return _check_url(value)
+        return _check_link(value)
+
+    @field_validator("forward_url", mode="before")
+    @classmethod
+    def _forward_url(cls, value: Any) -> Any:
+        if value in (None, ""):
+            return None
+        _check_url(value if isinstance(value, str) else value.get_secret_value())
+        return value
+
+    @field_validator("alive_report", mode="before")
+    @classmethod
+    def _empty_report_is_none(cls, value: Any) -> Any:
+        # `at: ${RELAY_ALIVE_REPORT_AT:-}` left empty turns the report off.
+        if isinstance(value, dict) and value.get("at") in (None, ""):
+            return None
+        return value
 
 
 class Route(_Strict):
@@ -192,6 +252,13 @@ class Server(_Strict):
     auth_token: SecretStr | None = None
     require_auth: bool = True
     max_body_bytes: int = Field(default=1 << 20, ge=1024)
+    # runbook.md, served rendered at GET /runbook (public: it holds no secret). Empty: not served.
+    runbook_path: Path | None = None
+
+    @field_validator("runbook_path", mode="before")
+    @classmethod
+    def _empty_path_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
 
     @field_validator("auth_token", mode="before")
     @classmethod
@@ -217,7 +284,10 @@ class Delivery(_Strict):
     jitter_ratio: float = Field(default=0.2, ge=0, le=1)
     # Transient failures are retried this long, then dead-lettered (never dropped silently).
     give_up_after_seconds: float = Field(default=86400.0, gt=0)
-    dedup_window_seconds: float = Field(default=3600.0, ge=0)
+    # Absorbs Alertmanager's retries of a notification already stored and an HA pair's copies
+    # (seconds to a few minutes). It must stay below every route's repeat_interval, or the reminder
+    # of an unresolved alert (identical to the first message) is answered "duplicate" and never posted.
+    dedup_window_seconds: float = Field(default=300.0, ge=0)
     poll_interval_seconds: float = Field(default=1.0, gt=0)
     # Delivered notifications are kept this long (for inspection), then pruned; dead letters stay.
     keep_delivered_seconds: float = Field(default=7 * 86400.0, ge=0)
@@ -229,6 +299,18 @@ class RelayConfig(_Strict):
     delivery: Delivery = Field(default_factory=Delivery)
     targets: dict[str, Target] = Field(min_length=1)
     routes: dict[str, Route] = Field(min_length=1)
+    # Alert links given as paths (`/runbook#servicedown`, `/d/ofa-ve-overview`) are resolved against
+    # the base named by their annotation, so the rules need not know where this deployment lives.
+    links: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("links")
+    @classmethod
+    def _link_bases(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, base in value.items():
+            if not base:
+                raise ValueError(f"links.{name}: empty base URL")
+            _check_url(base)
+        return value
 
     @field_validator("routes")
     @classmethod
@@ -247,7 +329,18 @@ class RelayConfig(_Strict):
             for target in route.heartbeat.notify if route.heartbeat else []:
                 if target not in self.targets:
                     raise ValueError(f"routes.{name}.heartbeat.notify: unknown target {target!r}")
+            report = route.heartbeat.alive_report if route.heartbeat else None
+            for target in report.targets if report else []:
+                if target not in self.targets:
+                    raise ValueError(
+                        f"routes.{name}.heartbeat.alive_report.targets: unknown target {target!r}"
+                    )
         return self
+
+    def alarm_targets(self) -> list[str]:
+        """Who hears the relay's own alarms: every heartbeat route's `notify`, else every target."""
+        named = [t for r in self.routes.values() if r.heartbeat for t in r.heartbeat.notify]
+        return list(dict.fromkeys(named)) or list(self.targets)
 
 
 def substitute(node: Any, env: Mapping[str, str], path: str = "") -> Any:

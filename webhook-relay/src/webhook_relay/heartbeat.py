@@ -1,10 +1,14 @@
 """Dead-man's switch for heartbeat routes (Alertmanager's always-firing Watchdog).
 
-When nothing reaches a heartbeat route for `missing_after_seconds`, the relay itself queues a critical
-"HeartbeatMissing" notification to the route's `notify` targets through the normal outbox (durable,
-rate-limited, retried), and a resolved one when heartbeats come back. Prometheus cannot raise this
-alarm itself: it is one of the things that may be broken.
+Two ways out, because the relay may itself be the part that died:
+- inside: when nothing reaches a heartbeat route for `missing_after_seconds`, the relay queues a
+  critical "HeartbeatMissing" to the route's `notify` targets through the normal outbox, and a
+  resolved one when heartbeats come back (Prometheus or Alertmanager died; the relay still talks);
+- outside: with `forward_url`, every heartbeat that arrives is passed on to an external push monitor
+  (healthchecks.io, Uptime Kuma) after the relay's own health checks. When Prometheus, Alertmanager
+  or the relay dies, or the relay cannot store alerts, the pings stop and that service alarms.
 
+Watchdog itself is never posted to a chat; an optional daily "pipeline alive" line replaces it.
 Last-seen times are kept in memory: after a restart the relay waits a full `missing_after_seconds`
 before alarming, so a restart alone never pages anyone.
 """
@@ -12,21 +16,20 @@ before alarming, so a restart alone never pages anyone.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
-from webhook_relay.config import RelayConfig
+import httpx
+
+from webhook_relay.config import Heartbeat, RelayConfig
 from webhook_relay.metrics import RelayMetrics
+from webhook_relay.notices import alert_payload, dumps, notice_payload
 from webhook_relay.outbox import Outbox, StorageError
 
 log = logging.getLogger(__name__)
 ALERTNAME = "HeartbeatMissing"
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
 class HeartbeatWatch:
@@ -37,33 +40,75 @@ class HeartbeatWatch:
         metrics: RelayMetrics,
         wake: Callable[[list[str]], None],
         clock: Callable[[], float],
+        *,
+        client: httpx.AsyncClient | None = None,
+        health: Callable[[], Awaitable[list[str]]] | None = None,
     ) -> None:
-        self.routes = {name: r.heartbeat for name, r in config.routes.items() if r.heartbeat is not None}
+        self.routes: dict[str, Heartbeat] = {
+            name: r.heartbeat for name, r in config.routes.items() if r.heartbeat is not None
+        }
         self.outbox = outbox
         self.metrics = metrics
         self.wake = wake
         self.clock = clock
-        self.dedup_window = config.delivery.dedup_window_seconds
+        self.client = client
+        self.health = health
         started = clock()
         self.last_seen = dict.fromkeys(self.routes, started)
         self.alarm_since: dict[str, float | None] = dict.fromkeys(self.routes, None)
+        self._forwarding: dict[str, asyncio.Task[None]] = {}
+        self._reported_on = {route: self._report_day(route, started) for route in self.routes}
+        for route, cfg in self.routes.items():
+            metrics.heartbeat_last_seen.labels(route=route)
+            if cfg.forward_url is not None:
+                metrics.init_heartbeat_forward(route, started)
 
     def beat(self, route: str) -> None:
-        """A webhook reached a heartbeat route."""
+        """A webhook reached a heartbeat route (the caller already checked the bearer token)."""
         now = self.clock()
         self.last_seen[route] = now
         self.metrics.heartbeat_last_seen.labels(route=route).set(now)
+        cfg = self.routes[route]
+        running = self._forwarding.get(route)
+        if cfg.forward_url is not None and (running is None or running.done()):
+            # Never awaited by the webhook handler: a slow monitor must not delay Alertmanager.
+            self._forwarding[route] = asyncio.get_running_loop().create_task(self._forward(route, cfg))
+
+    async def _forward(self, route: str, cfg: Heartbeat) -> None:
+        assert cfg.forward_url is not None and self.client is not None
+        problems = await self.health() if self.health else []
+        if problems:
+            # Staying silent is the message: the monitor alarms when the pings stop.
+            self.metrics.heartbeat_forwards.labels(route=route, result="unhealthy").inc()
+            log.error("heartbeat not forwarded: the relay is unhealthy",
+                      extra={"route": route, "problems": problems})
+            return
+        try:
+            reply = await self.client.get(cfg.forward_url.get_secret_value(),
+                                          timeout=cfg.forward_timeout_seconds)
+            ok, detail = reply.is_success, f"HTTP {reply.status_code}"
+        except httpx.HTTPError as exc:
+            # The exception text may quote the URL, whose path is the monitor's token.
+            ok, detail = False, type(exc).__name__
+        if ok:
+            self.metrics.heartbeat_forwards.labels(route=route, result="ok").inc()
+            self.metrics.heartbeat_forward_success.labels(route=route).set(self.clock())
+        else:
+            self.metrics.heartbeat_forwards.labels(route=route, result="failed").inc()
+            log.warning("heartbeat forward failed", extra={"route": route, "detail": detail})
 
     async def run(self) -> None:
         if not self.routes:
-            return
+            # Nothing to watch; stay alive so the supervisor does not take this for a crash.
+            await asyncio.Event().wait()
         # Check often enough that an alarm is at most a quarter of the limit late.
         interval = min(5.0, *(cfg.missing_after_seconds / 4 for cfg in self.routes.values()))
         while True:
             try:
                 await self.check()
+                await self.report()
             except StorageError:
-                log.exception("could not queue a heartbeat notification; retrying")
+                log.warning("could not queue a heartbeat notification; retrying", exc_info=True)
             except Exception:
                 # The switch must keep watching whatever happens to one check.
                 log.exception("unexpected error in the heartbeat watch")
@@ -76,45 +121,65 @@ class HeartbeatWatch:
             silent = now - self.last_seen[route]
             since = self.alarm_since[route]
             if since is None and silent > cfg.missing_after_seconds:
-                await self._queue(
-                    route, "firing", starts=self.last_seen[route] + cfg.missing_after_seconds, now=now
-                )
-                self.alarm_since[route] = self.last_seen[route] + cfg.missing_after_seconds
+                starts = self.last_seen[route] + cfg.missing_after_seconds
+                await self._queue(route, cfg, "firing", starts=starts, now=now)
+                self.alarm_since[route] = starts
                 log.error("heartbeat missing", extra={"route": route, "silent_s": round(silent)})
             elif since is not None and silent <= cfg.missing_after_seconds:
-                await self._queue(route, "resolved", starts=since, now=now)
+                await self._queue(route, cfg, "resolved", starts=since, now=now)
                 self.alarm_since[route] = None
                 log.info("heartbeat back", extra={"route": route})
 
-    async def _queue(self, route: str, status: str, starts: float, now: float) -> None:
-        cfg = self.routes[route]
+    async def _queue(self, route: str, cfg: Heartbeat, status: str, starts: float, now: float) -> None:
         minutes = round(cfg.missing_after_seconds / 60, 1)
-        annotations = {
-            "summary": f"No heartbeat on relay route {route} for more than {minutes} min",
-            "description": "Alertmanager's Watchdog stopped arriving: Prometheus, Alertmanager or the "
+        payload = alert_payload(
+            key=f"heartbeat-{route}",
+            alertname=ALERTNAME,
+            status=status,
+            starts=starts,
+            now=now,
+            summary=f"No heartbeat on relay route {route} for more than {minutes} min",
+            description="Alertmanager's Watchdog stopped arriving: Prometheus, Alertmanager or the "
             "path to the relay is broken, so other alerts may not arrive either.",
-        }
-        if cfg.runbook_url:
-            annotations["runbook_url"] = cfg.runbook_url
-        alert = {
-            "status": status,
-            "labels": {"alertname": ALERTNAME, "severity": "critical", "route": route},
-            "annotations": annotations,
-            "startsAt": _iso(starts),
-            "endsAt": _iso(now) if status == "resolved" else "0001-01-01T00:00:00Z",
-            "generatorURL": "",
-            "fingerprint": f"heartbeat-{route}",
-        }
-        payload = {
-            "version": "4",
-            "receiver": f"webhook-relay/{route}",
-            "status": status,
-            "alerts": [alert],
-            "groupLabels": {"alertname": ALERTNAME},
-            "commonLabels": dict(alert["labels"]),
-            "commonAnnotations": annotations,
-            "externalURL": "",
-            "groupKey": f"webhook-relay:heartbeat:{route}",
-        }
-        await asyncio.to_thread(self.outbox.enqueue, route, cfg.notify, json.dumps(payload), None, 0, now)
+            runbook_url=cfg.runbook_url,
+            labels={"route": route},
+        )
+        await asyncio.to_thread(self.outbox.enqueue, route, cfg.notify, dumps(payload), None, 0, now)
         self.wake(cfg.notify)
+
+    def _report_day(self, route: str, now: float) -> str | None:
+        """The local date whose alive report is already due by `now` (None: not configured)."""
+        report = self.routes[route].alive_report
+        if report is None:
+            return None
+        local = datetime.fromtimestamp(now, ZoneInfo(report.timezone))
+        hour, minute = map(int, report.at.split(":"))
+        due = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
+        return (local if local >= due else local - timedelta(days=1)).date().isoformat()
+
+    async def report(self) -> None:
+        """Queue the daily "pipeline alive" line once the configured local time has passed."""
+        now = self.clock()
+        for route, cfg in self.routes.items():
+            if cfg.alive_report is None:
+                continue
+            day = self._report_day(route, now)
+            if day == self._reported_on[route]:
+                continue
+            self._reported_on[route] = day
+            if self.alarm_since[route] is not None:
+                continue  # HeartbeatMissing is the truth today: no "alive" line next to it
+            zone = ZoneInfo(cfg.alive_report.timezone)
+            seen = datetime.fromtimestamp(self.last_seen[route], zone).strftime("%Y-%m-%d %H:%M:%S %Z")
+            stats = await asyncio.to_thread(self.outbox.stats, now)
+            pending = sum(s.pending for s in stats.values())
+            dead = sum(s.dead for s in stats.values())
+            payload = notice_payload(
+                key=f"alive-{route}-{day}",
+                title="Alert pipeline alive",
+                text=f"Last heartbeat {seen}; {pending} message(s) waiting, {dead} dead letter(s).",
+                now=now,
+            )
+            targets = cfg.alive_report.targets
+            await asyncio.to_thread(self.outbox.enqueue, route, targets, dumps(payload), None, 0, now)
+            self.wake(targets)

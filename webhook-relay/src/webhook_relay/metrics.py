@@ -10,6 +10,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from webhook_relay import __version__
+from webhook_relay.outbox import TargetStats
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,37 @@ class RelayMetrics:
             ["route"],
             registry=registry,
         )
+        self.outbox_writable = Gauge(
+            "webhook_relay_outbox_writable",
+            "1 when the last durable test write to the outbox succeeded (checked every few seconds).",
+            registry=registry,
+        )
+        self.outbox_writable.set(1)
+        self.task_restarts = Counter(
+            "webhook_relay_task_restarts",
+            "Background tasks restarted by the supervisor after they crashed or ended.",
+            ["task"],
+            registry=registry,
+        )
+        self.heartbeat_forwards = Counter(
+            "webhook_relay_heartbeat_forwards",
+            "Heartbeats passed on to the external push monitor, by result (ok, failed, unhealthy).",
+            ["route", "result"],
+            registry=registry,
+        )
+        self.heartbeat_forward_success = Gauge(
+            "webhook_relay_heartbeat_forward_last_success_timestamp_seconds",
+            "When the external push monitor last accepted a heartbeat (process start until then).",
+            ["route"],
+            registry=registry,
+        )
+        self.compacted = Counter(
+            "webhook_relay_notifications_compacted",
+            "Notifications shortened to fit the per-notification message budget, by mode "
+            "(compact: one line per alert; truncated: some alerts only counted).",
+            ["target", "mode"],
+            registry=registry,
+        )
         self.build_info = Gauge(
             "webhook_relay_build_info",
             "Build information.",
@@ -78,18 +110,37 @@ class RelayMetrics:
         )
         self.build_info.labels(version=__version__).set(1)
 
-    def init_target(self, target: str, channel: str) -> None:
-        """Create the series of a target at zero so rates and absence alerts work from the start."""
+    def init_target(self, target: str, channel: str, reasons: Iterable[str]) -> None:
+        """Create the series of a target at zero so rates and absence alerts work from the start.
+
+        Every failure reason of the channel starts at zero too: a counter that only appears on the
+        first failure hides that failure from rate() and increase().
+        """
         self.delivered.labels(target=target, channel=channel)
         self.retries.labels(target=target, channel=channel)
         self.rate_limit_waits.labels(target=target)
         self.delivery_duration.labels(channel=channel)
+        for reason in reasons:
+            self.failed.labels(target=target, channel=channel, reason=reason)
+        for mode in ("compact", "truncated"):
+            self.compacted.labels(target=target, mode=mode)
 
-    def watch_outbox(
-        self, stats: Callable[[], dict[str, tuple[int, float, int]]], targets: list[str]
-    ) -> None:
-        """Report outbox depth, oldest age and dead letters, read from the database at scrape time."""
-        self._registry.register(_OutboxCollector(stats, targets))
+    def init_heartbeat_forward(self, route: str, started: float) -> None:
+        for result in ("ok", "failed", "unhealthy"):
+            self.heartbeat_forwards.labels(route=route, result=result)
+        self.heartbeat_forward_success.labels(route=route).set(started)
+
+    def init_tasks(self, tasks: Iterable[str]) -> None:
+        for task in tasks:
+            self.task_restarts.labels(task=task)
+
+    def watch_outbox(self, stats: Callable[[], dict[str, TargetStats]], channels: dict[str, str]) -> None:
+        """Report outbox depth, oldest age, dead letters and failing targets, read at scrape time."""
+        self._registry.register(_OutboxCollector(stats, channels))
+
+    def watch_components(self, components: Callable[[], dict[str, bool]]) -> None:
+        """Report whether each supervised part of the relay is running, read at scrape time."""
+        self._registry.register(_ComponentCollector(components))
 
 
 class _OutboxCollector(Collector):
@@ -99,9 +150,9 @@ class _OutboxCollector(Collector):
     fixed by the shared contract), which the registry's duplicate check would refuse.
     """
 
-    def __init__(self, stats: Callable[[], dict[str, tuple[int, float, int]]], targets: list[str]) -> None:
+    def __init__(self, stats: Callable[[], dict[str, TargetStats]], channels: dict[str, str]) -> None:
         self._stats = stats
-        self._targets = targets
+        self._channels = channels
 
     def collect(self) -> Iterable[Metric]:
         pending = GaugeMetricFamily(
@@ -115,14 +166,37 @@ class _OutboxCollector(Collector):
         dead = GaugeMetricFamily(
             "webhook_relay_dead_letters", "Dead letters currently stored.", labels=["target"]
         )
+        failing = GaugeMetricFamily(
+            "webhook_relay_target_failing",
+            "1 while the target has a pending message whose last attempt failed (read from the "
+            "outbox, so it holds during backoff waits and across restarts).",
+            labels=["target", "channel"],
+        )
         try:
             stats = self._stats()
         except Exception:
             log.warning("outbox stats unavailable for this scrape", exc_info=True)
             return []
-        for target in sorted(set(self._targets) | set(stats)):
-            n, oldest, dead_count = stats.get(target, (0, 0.0, 0))
-            pending.add_metric([target], n)
-            age.add_metric([target], oldest)
-            dead.add_metric([target], dead_count)
-        return [pending, age, dead]
+        empty = TargetStats(0, 0.0, 0, 0)
+        for target in sorted(set(self._channels) | set(stats)):
+            row = stats.get(target, empty)
+            pending.add_metric([target], row.pending)
+            age.add_metric([target], row.oldest_pending_age)
+            dead.add_metric([target], row.dead)
+            failing.add_metric([target, self._channels.get(target, "unknown")], 1 if row.failing else 0)
+        return [pending, age, dead, failing]
+
+
+class _ComponentCollector(Collector):
+    def __init__(self, components: Callable[[], dict[str, bool]]) -> None:
+        self._components = components
+
+    def collect(self) -> Iterable[Metric]:
+        up = GaugeMetricFamily(
+            "webhook_relay_component_up",
+            "1 while a supervised part of the relay runs (outbox_writer, sender, heartbeat_watch).",
+            labels=["component"],
+        )
+        for name, running in sorted(self._components().items()):
+            up.add_metric([name], 1 if running else 0)
+        return [up]

@@ -11,6 +11,7 @@ message where it stopped instead of posting the first parts twice.
 
 from __future__ import annotations
 
+import logging
 import queue
 import sqlite3
 import threading
@@ -18,9 +19,10 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS notifications (
@@ -39,7 +41,9 @@ CREATE TABLE IF NOT EXISTS deliveries (
     next_attempt_at REAL NOT NULL,
     updated_at REAL NOT NULL,
     reason TEXT,
-    last_error TEXT
+    last_error TEXT,
+    -- Start of the current series of attempts: give-up is measured from here, and a replay restarts it.
+    retry_since REAL
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (target, status, next_attempt_at, id);
 CREATE TABLE IF NOT EXISTS dedup (key TEXT PRIMARY KEY, seen_at REAL NOT NULL);
@@ -53,6 +57,17 @@ CREATE INDEX IF NOT EXISTS sends_by_target ON sends (target, at);
 
 class StorageError(RuntimeError):
     """The outbox could not store or read data."""
+
+
+class TargetStats(NamedTuple):
+    """What the outbox holds for one target, read at scrape time."""
+
+    pending: int
+    oldest_pending_age: float
+    dead: int
+    # Pending deliveries whose last attempt failed: the robot is failing right now, and stays so
+    # during the backoff waits between attempts and across restarts.
+    failing: int
 
 
 @dataclass(frozen=True)
@@ -69,11 +84,12 @@ class Delivery:
     reason: str | None = None
     last_error: str | None = None
     updated_at: float = 0.0
+    retry_since: float = 0.0
 
 
 _DELIVERY_COLUMNS = (
     "d.id, d.notification_id, d.target, n.route, n.received_at, n.payload, d.parts_sent, d.attempts, "
-    "d.status, d.reason, d.last_error, d.updated_at"
+    "d.status, d.reason, d.last_error, d.updated_at, COALESCE(d.retry_since, n.received_at)"
 )
 
 
@@ -91,9 +107,21 @@ class Outbox:
         self._conn.execute(f"PRAGMA synchronous={synchronous}")
         self._conn.execute("PRAGMA foreign_keys=ON")
         self._conn.executescript(SCHEMA)
+        self._migrate()
         self._pending: queue.Queue[tuple[tuple[Any, ...], Future[int | None]] | None] = queue.Queue()
         self._writer = threading.Thread(target=self._group_commit_loop, name="outbox-writer", daemon=True)
         self._writer.start()
+
+    def _migrate(self) -> None:
+        # Databases written before `retry_since` existed: NULL there means "since received_at".
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(deliveries)")}
+        if "retry_since" not in columns:
+            self._conn.execute("ALTER TABLE deliveries ADD COLUMN retry_since REAL")
+
+    @property
+    def writer_alive(self) -> bool:
+        """False once the group-commit thread has ended: webhooks could no longer be stored."""
+        return self._writer.is_alive()
 
     def close(self) -> None:
         self._pending.put(None)
@@ -166,9 +194,21 @@ class Outbox:
                     self._pending.put(None)
                     break
                 batch.append(item)
-            self._commit_batch(batch)
+            # A caller that gave up (its handler was cancelled or timed out) cancelled its future:
+            # skip it, and mark the others running so a late cancel can no longer break set_result.
+            live = [(args, future) for args, future in batch if future.set_running_or_notify_cancel()]
+            try:
+                self._commit_batch(live)
+            except Exception as exc:
+                # This thread is the only way in for webhooks: it must outlive any one bad batch.
+                log.exception("group commit failed")
+                for _, future in live:
+                    if not future.done():
+                        future.set_exception(StorageError(f"{type(exc).__name__}: {exc}"))
 
     def _commit_batch(self, batch: list[tuple[tuple[Any, ...], Future[int | None]]]) -> None:
+        if not batch:
+            return
         results: list[tuple[Future[int | None], int | None, BaseException | None]] = []
         with self._lock:
             try:
@@ -179,12 +219,14 @@ class Outbox:
                     try:
                         results.append((future, self._insert(*args), None))
                         self._conn.execute("RELEASE one")
-                    except sqlite3.Error as exc:
+                    except Exception as exc:
                         self._conn.execute("ROLLBACK TO one")
                         self._conn.execute("RELEASE one")
-                        results.append((future, None, StorageError(str(exc))))
+                        kind = "" if isinstance(exc, sqlite3.Error) else f"{type(exc).__name__}: "
+                        results.append((future, None, StorageError(f"{kind}{exc}")))
                 self._conn.execute("COMMIT")
             except sqlite3.Error as exc:
+                # Never leave a transaction open: the next batch's BEGIN would fail forever.
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
                 error = StorageError(str(exc))
@@ -215,9 +257,9 @@ class Outbox:
         )
         nid = cur.lastrowid
         conn.executemany(
-            "INSERT INTO deliveries (notification_id, target, status, next_attempt_at, updated_at) "
-            "VALUES (?, ?, 'pending', ?, ?)",
-            [(nid, t, now, now) for t in targets],
+            "INSERT INTO deliveries (notification_id, target, status, next_attempt_at, updated_at, "
+            "retry_since) VALUES (?, ?, 'pending', ?, ?, ?)",
+            [(nid, t, now, now, now) for t in targets],
         )
         return nid
 
@@ -288,11 +330,24 @@ class Outbox:
         """Put a dead letter back in the queue (parts already accepted are not sent again)."""
 
         def txn(conn: sqlite3.Connection) -> bool:
+            # A replay starts a new series of attempts: give-up is measured from now, not from when
+            # Alertmanager first sent it (else a letter dead for a day dies again on its first retry).
             cur = conn.execute(
                 "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?, "
-                "updated_at = ?, "
-                "reason = NULL WHERE id = ? AND status = 'dead'",
-                (now, now, delivery_id),
+                "updated_at = ?, retry_since = ?, reason = NULL WHERE id = ? AND status = 'dead'",
+                (now, now, now, delivery_id),
+            )
+            return cur.rowcount == 1
+
+        return self._write(txn)
+
+    def discard(self, delivery_id: int) -> bool:
+        """Delete a dead letter for good (the notification goes once no target needs it)."""
+
+        def txn(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute("DELETE FROM deliveries WHERE id = ? AND status = 'dead'", (delivery_id,))
+            conn.execute(
+                "DELETE FROM notifications WHERE id NOT IN (SELECT notification_id FROM deliveries)"
             )
             return cur.rowcount == 1
 
@@ -306,17 +361,20 @@ class Outbox:
         )
         return Delivery(*rows[0]) if rows else None
 
-    def stats(self, now: float) -> dict[str, tuple[int, float, int]]:
-        """target -> (pending count, age of the oldest pending notification, dead letters)."""
+    def stats(self, now: float) -> dict[str, TargetStats]:
+        """Per target: pending count, age of the oldest pending notification, dead letters, failing."""
         rows = self._read(
             "SELECT d.target, SUM(d.status = 'pending'), "
             "MIN(CASE WHEN d.status = 'pending' THEN n.received_at END), "
-            "SUM(d.status = 'dead') FROM deliveries d JOIN notifications n ON n.id = d.notification_id "
+            "SUM(d.status = 'dead'), SUM(d.status = 'pending' AND d.attempts > 0) "
+            "FROM deliveries d JOIN notifications n ON n.id = d.notification_id "
             "WHERE d.status != 'delivered' GROUP BY d.target"
         )
         return {
-            t: (int(p or 0), max(0.0, now - oldest) if oldest else 0.0, int(dead or 0))
-            for t, p, oldest, dead in rows
+            t: TargetStats(
+                int(p or 0), max(0.0, now - oldest) if oldest else 0.0, int(dead or 0), int(failing or 0)
+            )
+            for t, p, oldest, dead, failing in rows
         }
 
     def check_writable(self, now: float) -> None:

@@ -6,6 +6,7 @@ received), so `/api/v1/preview` shows what would be sent and a retry re-renders 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,7 +17,8 @@ import jinja2
 
 from webhook_relay.alertmanager import ZERO_TIME, Alert, Notification
 from webhook_relay.config import Mention, Target
-from webhook_relay.split import ALERT_BOUNDARY, split_text
+from webhook_relay.notices import NOTICE_RECEIVER
+from webhook_relay.split import ALERT_BOUNDARY, SplitError, split_text
 
 _SEVERITY_ORDER = ("critical", "warning", "info")
 _HIDDEN_LABELS = frozenset({"alertname", "severity"})
@@ -37,6 +39,33 @@ class Message:
     mention: Mention = field(default_factory=Mention)
 
 
+@dataclass(frozen=True)
+class Rendered:
+    """The messages of one notification and how it was made to fit the message budget.
+
+    `mode`: `full` (the template as written), `compact` (one line per alert) or `truncated`
+    (compact, and the alerts that did not fit are counted in the last line).
+    """
+
+    messages: list[Message]
+    mode: str
+
+
+# In compact mode a summary or description longer than this many UTF-8 bytes is cut, with a link to
+# the full text: bytes, not characters, because the robots' limits are in bytes (a CJK character is 3).
+COMPACT_TEXT_BYTES = 180
+# Labels that identify an alert well enough for a link to it in Alertmanager's UI.
+_KEY_LABELS = ("alertname", "instance", "target", "gpu")
+
+
+def _cut(text: str, limit: int) -> tuple[str, bool]:
+    text = " ".join(text.split())
+    data = text.encode("utf-8")
+    if len(data) <= limit:
+        return text, False
+    return data[: limit - 3].decode("utf-8", errors="ignore").rstrip() + "…", True
+
+
 def _environment(template_path: Path | None) -> jinja2.Environment:
     loader: jinja2.BaseLoader
     if template_path is None:
@@ -53,16 +82,35 @@ def _environment(template_path: Path | None) -> jinja2.Environment:
 
 
 class Renderer:
-    """Renders notifications for one target; templates are compiled once."""
+    """Renders notifications for one target; templates are compiled once.
 
-    def __init__(self, target: Target) -> None:
+    `links` maps an annotation name (runbook_url, dashboard_url) to the base URL its relative value
+    (`/runbook#x`, `/d/uid`) is resolved against, so rules need not know where the stack is served.
+    """
+
+    def __init__(
+        self, target: Target, links: Mapping[str, str] | None = None, max_messages: int | None = None
+    ) -> None:
         self.target = target
+        self.links = dict(links or {})
+        self.max_messages = max_messages or target.max_messages
         self.zone = ZoneInfo(target.timezone)
         name = target.template.name if target.template else f"default.{target.language}.md.j2"
         try:
             self.template = _environment(target.template).get_template(name)
+            # Compact mode is built in whatever the main template: a custom template cannot know
+            # how to shorten itself, and the budget must hold for it too.
+            self.compact = _environment(None).get_template(f"compact.{target.language}.md.j2")
+            self.notice = _environment(None).get_template(f"notice.{target.language}.md.j2")
         except jinja2.TemplateError as exc:
             raise RenderError(f"template {target.template or name}: {exc}") from exc
+
+    def resolve(self, name: str, url: str) -> str:
+        """`url` made absolute against the base configured for the link `name`, when it is a path."""
+        base = self.links.get(name)
+        if base and url.startswith("/") and not url.startswith("//"):
+            return base.rstrip("/") + url
+        return url
 
     def _time(self, when: datetime) -> str:
         return when.astimezone(self.zone).strftime("%Y-%m-%d %H:%M:%S %Z")
@@ -77,21 +125,31 @@ class Renderer:
         shown = [f"{v}{u}" for v, u in zip((days, hours, minutes, secs), units, strict=True) if v]
         return ("" if zh else " ").join(shown[:2]) or f"0{units[3]}"
 
-    def _silence_url(self, external_url: str, alert: Alert) -> str | None:
+    @staticmethod
+    def _am_url(external_url: str, page: str, labels: Mapping[str, str]) -> str | None:
         if not external_url:
             return None
-        matchers = ",".join(f'{k}="{v}"' for k, v in sorted(alert.labels.items()))
-        return f"{external_url.rstrip('/')}/#/silences/new?filter={quote('{' + matchers + '}', safe='')}"
+        if not labels:
+            return f"{external_url.rstrip('/')}/#/{page}"
+        matchers = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+        return f"{external_url.rstrip('/')}/#/{page}?filter={quote('{' + matchers + '}', safe='')}"
+
+    def _silence_url(self, external_url: str, alert: Alert) -> str | None:
+        return self._am_url(external_url, "silences/new", alert.labels)
 
     def _alert(self, alert: Alert, note: Notification, now: datetime) -> dict[str, object]:
         ann = alert.annotations
         ended = alert.status == "resolved" and alert.endsAt > ZERO_TIME
+        dashboard = ann.get("dashboard_url") or self.target.dashboard_url or ""
         links = [
             ("source", alert.generatorURL),
-            ("runbook", ann.get("runbook_url", "")),
-            ("dashboard", ann.get("dashboard_url", "") or (self.target.dashboard_url or "")),
+            ("runbook", self.resolve("runbook_url", ann.get("runbook_url", ""))),
+            ("dashboard", self.resolve("dashboard_url", dashboard)),
             ("silence", self._silence_url(note.externalURL, alert) or ""),
         ]
+        summary, _ = _cut(ann.get("summary", ""), COMPACT_TEXT_BYTES)
+        short, cut = _cut(ann.get("description", ""), COMPACT_TEXT_BYTES)
+        key = {k: v for k, v in alert.labels.items() if k in _KEY_LABELS}
         return {
             "status": alert.status,
             "alertname": alert.labels.get("alertname", "alert"),
@@ -105,6 +163,11 @@ class Renderer:
             "duration": self._duration((alert.endsAt if ended else now) - alert.startsAt),
             "links": [(name, url) for name, url in links if url],
             "fingerprint": alert.fingerprint,
+            # For compact mode: cut texts, and where the whole alert can be read (Alertmanager).
+            "short_summary": summary,
+            "short_description": short,
+            "description_cut": cut,
+            "full_url": self._am_url(note.externalURL, "alerts", key or alert.labels) or "",
         }
 
     def _color(self, text: str, kind: str) -> str:
@@ -117,7 +180,7 @@ class Renderer:
     def mention(self, note: Notification) -> Mention:
         """Who to notify: the mentions configured for the worst firing severity (none for resolved)."""
         firing = {a.labels.get("severity", "") for a in note.alerts if a.status == "firing"}
-        if not firing:
+        if not firing or note.receiver == NOTICE_RECEIVER:
             return Mention()
         for severity in _SEVERITY_ORDER:
             if severity in firing:
@@ -141,21 +204,45 @@ class Renderer:
         return ("\n\n" + " ".join(items)) if items else ""
 
     def title(self, note: Notification) -> str:
+        if note.receiver == NOTICE_RECEIVER:
+            return note.alerts[0].annotations.get("summary", "webhook-relay")
         firing = sum(a.status == "firing" for a in note.alerts)
         name = note.commonLabels.get("alertname") or note.groupLabels.get("alertname") or "alerts"
         if firing:
             return f"[FIRING:{firing}] {name}"
         return f"[RESOLVED:{len(note.alerts)}] {name}"
 
-    def render_text(self, note: Notification, received_at: datetime | None = None) -> str:
-        """The whole message body with ALERT_BOUNDARY between alerts (before splitting)."""
+    def render_text(
+        self, note: Notification, received_at: datetime | None = None, *, shown: int | None = None
+    ) -> str:
+        """The whole message body with ALERT_BOUNDARY between alerts (before splitting).
+
+        With `shown`, the built-in compact form of the first `shown` alerts (firing first) and a
+        count of the others.
+        """
         now = received_at or datetime.now(UTC)
         alerts = [self._alert(a, note, now) for a in note.alerts]
+        firing = [a for a in alerts if a["status"] == "firing"]
+        resolved = [a for a in alerts if a["status"] == "resolved"]
         group = " ".join(f"{k}={v}" for k, v in sorted(note.groupLabels.items()) if k != "alertname")
+        template, extra = self.template, {}
+        if note.receiver == NOTICE_RECEIVER:
+            template = self.notice
+        elif shown is not None:
+            template = self.compact
+            kept_firing = firing[:shown]
+            kept_resolved = resolved[: max(0, shown - len(firing))]
+            extra = {
+                "omitted": len(alerts) - len(kept_firing) - len(kept_resolved),
+                "total_firing": len(firing),
+                "total_resolved": len(resolved),
+                "group_url": self._am_url(note.externalURL, "alerts", note.groupLabels) or "",
+            }
+            firing, resolved = kept_firing, kept_resolved
         try:
-            return self.template.render(
-                firing=[a for a in alerts if a["status"] == "firing"],
-                resolved=[a for a in alerts if a["status"] == "resolved"],
+            return template.render(
+                firing=firing,
+                resolved=resolved,
                 status=note.status,
                 receiver=note.receiver,
                 group_title=group,
@@ -167,15 +254,43 @@ class Renderer:
                 channel=self.target.kind,
                 sep=ALERT_BOUNDARY,
                 color=self._color,
+                **extra,
             )
         except jinja2.TemplateError as exc:
             raise RenderError(f"template rendering failed: {exc}") from exc
 
     def render(self, note: Notification, received_at: datetime | None = None) -> list[Message]:
-        """The messages to post, split to the target's byte limit."""
+        """The messages to post: split to the byte limit, and within the message budget."""
+        return self.render_budgeted(note, received_at).messages
+
+    def render_budgeted(self, note: Notification, received_at: datetime | None = None) -> Rendered:
+        """Full form if it fits in `max_messages` messages, else compact, else compact and counted."""
+        try:
+            full = self._split(note, self.render_text(note, received_at))
+        except SplitError:
+            full = None  # more parts than any chat should get: compact below
+        if full is not None and len(full) <= self.max_messages:
+            return Rendered(full, "full")
+        total = len(note.alerts)
+        compact = self._split(note, self.render_text(note, received_at, shown=total))
+        if len(compact) <= self.max_messages:
+            return Rendered(compact, "compact")
+        # The most alerts whose compact lines still fit; the rest are counted, with a link to them.
+        best, low, high = None, 0, total - 1
+        while low <= high:
+            mid = (low + high) // 2
+            messages = self._split(note, self.render_text(note, received_at, shown=mid))
+            if len(messages) <= self.max_messages:
+                best, low = messages, mid + 1
+            else:
+                high = mid - 1
+        if best is None:
+            raise SplitError(f"not even a summary fits in {self.max_messages} message(s)")
+        return Rendered(best, "truncated")
+
+    def _split(self, note: Notification, text: str) -> list[Message]:
         mention = self.mention(note)
-        text = self.render_text(note, received_at).strip("\n")
-        parts = split_text(text, self.target.message_bytes, self.mention_line(mention))
+        parts = split_text(text.strip("\n"), self.target.message_bytes, self.mention_line(mention))
         title = self.title(note)
         if len(parts) == 1:
             return [Message(title=title, text=parts[0], mention=mention)]

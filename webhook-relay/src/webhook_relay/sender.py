@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 
@@ -54,7 +57,12 @@ def backoff_delay(cfg: DeliveryConfig, attempts: int, rand: float) -> float:
 
 
 class Sender:
-    """One delivery loop per target, so a slow or failing robot never holds up the others."""
+    """One delivery loop per target, so a slow or failing robot never holds up the others.
+
+    When a chat post succeeded but recording it failed (disk full), the new state is kept in memory
+    and written again later: the message is not posted a second time (and a failing robot is not
+    retried faster than its backoff) just because the database refused a write.
+    """
 
     def __init__(
         self,
@@ -71,7 +79,9 @@ class Sender:
         self.client = client
         self.clock = clock
         self.rand = rand
-        self.renderers = {name: Renderer(t) for name, t in config.targets.items()}
+        self.renderers = {
+            name: Renderer(t, config.links, max_messages=t.max_messages) for name, t in config.targets.items()
+        }
         self.limiters = {
             name: RateLimiter(t.rate_limit.messages, t.rate_limit.period_seconds)
             for name, t in config.targets.items()
@@ -79,17 +89,22 @@ class Sender:
         self._wake = {name: asyncio.Event() for name in config.targets}
         self._limits_restored: set[str] = set()
         self._paused_until = dict.fromkeys(config.targets, 0.0)
+        # Per target: writes the outbox refused, in order, and the state they would have recorded.
+        self._unsaved: dict[str, dict[int, list[Callable[[], None]]]] = {n: {} for n in config.targets}
+        self._overlay: dict[str, dict[int, dict[str, Any]]] = {n: {} for n in config.targets}
 
     def wake(self, targets: list[str] | None = None) -> None:
         """New work was stored: look at the outbox now instead of at the next poll."""
         for name in targets or list(self._wake):
             self._wake[name].set()
 
-    async def run(self) -> None:
-        async with asyncio.TaskGroup() as group:
-            for name in self.config.targets:
-                group.create_task(self._loop(name), name=f"sender-{name}")
-            group.create_task(self._maintenance(), name="outbox-prune")
+    def tasks(self) -> list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]]:
+        """The long-running coroutines of the sender (one loop per target, plus pruning)."""
+        loops: list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]] = [
+            (f"sender-{name}", functools.partial(self._loop, name)) for name in self.config.targets
+        ]
+        loops.append(("outbox-prune", self._maintenance))
+        return loops
 
     async def _maintenance(self, every: float = 300.0) -> None:
         cfg = self.config.delivery
@@ -100,7 +115,9 @@ class Sender:
                     max(limiter.period for limiter in self.limiters.values()),
                 )
             except StorageError:
-                log.exception("outbox pruning failed; retrying later")
+                log.warning("outbox pruning failed; retrying later", exc_info=True)
+            except Exception:
+                log.exception("unexpected error while pruning the outbox; retrying later")
             await asyncio.sleep(every)
 
     async def _loop(self, name: str) -> None:
@@ -109,7 +126,7 @@ class Sender:
             try:
                 worked = await self.step(name)
             except StorageError:
-                log.exception("outbox access failed", extra={"target": name})
+                log.warning("outbox access failed", extra={"target": name}, exc_info=True)
                 worked = False
             except Exception:
                 # A bug must not stop delivery for good while the API keeps accepting webhooks.
@@ -127,14 +144,71 @@ class Sender:
         """Deliver what is due for one target; False when there was nothing to do."""
         if name not in self._limits_restored:
             await self._restore_limit(name)
+        await self._flush_unsaved(name)
         now = self.clock()
         if now < self._paused_until[name]:
             return False
-        items = await asyncio.to_thread(self.outbox.due, name, now, 20)
-        for item in items:
+        overlay = self._overlay[name]
+        items = await asyncio.to_thread(self.outbox.due, name, now, 20 + len(overlay))
+        worked = False
+        for stored in items:
+            item = self._apply_overlay(name, stored, now)
+            if item is None:
+                continue
+            worked = True
             if not await self.deliver(name, item):
                 break
-        return bool(items)
+        return worked
+
+    def _apply_overlay(self, name: str, item: Delivery, now: float) -> Delivery | None:
+        """The delivery as the sender knows it (None when it is done or not due, by unsaved state)."""
+        state = self._overlay[name].get(item.id)
+        if not state:
+            return item
+        if state.get("status", "pending") != "pending" or state.get("next_attempt_at", 0.0) > now:
+            return None
+        return dataclasses.replace(
+            item,
+            parts_sent=state.get("parts_sent", item.parts_sent),
+            attempts=state.get("attempts", item.attempts),
+        )
+
+    def _write(self, method: str, *args: Any) -> Callable[[], None]:
+        """An outbox write to run now or, if refused, later (the method is looked up at call time)."""
+        return lambda: getattr(self.outbox, method)(*args)
+
+    async def _persist(self, name: str, item_id: int, write: Callable[[], None], **state: Any) -> None:
+        """Record a state change; when the outbox refuses it, keep it in memory and retry later."""
+        unsaved = self._unsaved[name]
+        self._overlay[name].setdefault(item_id, {}).update(state)
+        if item_id in unsaved:
+            unsaved[item_id].append(write)  # keep the order of the earlier, still unsaved writes
+            return
+        try:
+            await asyncio.to_thread(write)
+        except StorageError as exc:
+            unsaved[item_id] = [write]
+            log.error(
+                "could not record delivery state; kept in memory and retried",
+                extra={"target": name, "delivery_id": item_id, "error": str(exc)},
+            )
+            return
+        self._overlay[name].pop(item_id, None)
+
+    async def _flush_unsaved(self, name: str) -> None:
+        unsaved = self._unsaved[name]
+        for item_id in list(unsaved):
+            writes = unsaved[item_id]
+            while writes:
+                try:
+                    await asyncio.to_thread(writes[0])
+                except StorageError:
+                    return  # still refused: the overlay keeps serving the known state
+                writes.pop(0)
+            del unsaved[item_id]
+            self._overlay[name].pop(item_id, None)
+            log.info("recorded delivery state after the outbox recovered",
+                     extra={"target": name, "delivery_id": item_id})
 
     async def deliver(self, name: str, item: Delivery) -> bool:
         """Deliver the remaining parts of one item; False when the target should be left alone a while."""
@@ -143,11 +217,17 @@ class Sender:
         try:
             note = Notification.model_validate_json(item.payload)
             received = datetime.fromtimestamp(item.received_at, UTC)
-            messages = self.renderers[name].render(note, received)
+            rendered = self.renderers[name].render_budgeted(note, received)
         except (RenderError, SplitError, ValueError) as exc:
             reason = "too_long" if isinstance(exc, SplitError) else "template_error"
             await self._dead(name, item, reason, str(exc), context)
             return True
+        messages = rendered.messages
+        if rendered.mode != "full" and item.attempts == 0 and item.parts_sent == 0:
+            self.metrics.compacted.labels(target=name, mode=rendered.mode).inc()
+            log.info("notification compacted to fit the message budget",
+                     extra={**context, "mode": rendered.mode, "alerts": len(note.alerts),
+                            "messages": len(messages)})
         for index in range(item.parts_sent, len(messages)):
             await self._wait_for_limit(name)
             now = self.clock()
@@ -155,7 +235,12 @@ class Sender:
             await self._record_send(name)
             if result.outcome is Outcome.DELIVERED:
                 done = index + 1 == len(messages)
-                await asyncio.to_thread(self.outbox.record_part, item.id, index + 1, done, self.clock())
+                parts, at = index + 1, self.clock()
+                await self._persist(
+                    name, item.id,
+                    self._write("record_part", item.id, parts, done, at),
+                    parts_sent=parts, status="delivered" if done else "pending",
+                )
                 self.metrics.delivered.labels(target=name, channel=target.kind).inc()
                 if done:
                     self.metrics.delivery_duration.labels(channel=target.kind).observe(
@@ -168,6 +253,21 @@ class Sender:
                 await self._dead(name, item, result.reason, result.detail, context)
                 return True
             return await self._retry(name, item, result, context)
+        return True
+
+    async def send_direct(self, name: str, messages: list[Message]) -> bool:
+        """Post now, bypassing the outbox (for notices about the outbox itself); True if all went."""
+        target = self.config.targets[name]
+        for message in messages:
+            await self._wait_for_limit(name)
+            result = await post_message(self.client, target, message, self.clock())
+            self.limiters[name].record(self.clock())
+            if result.outcome is not Outcome.DELIVERED:
+                self.metrics.failed.labels(target=name, channel=target.kind, reason=result.reason).inc()
+                log.error("direct notice not delivered",
+                          extra={"target": name, "reason": result.reason, "detail": result.detail})
+                return False
+            self.metrics.delivered.labels(target=name, channel=target.kind).inc()
         return True
 
     async def _restore_limit(self, name: str) -> None:
@@ -199,7 +299,8 @@ class Sender:
         cfg = self.config.delivery
         now = self.clock()
         attempts = item.attempts + 1
-        if now - item.received_at > cfg.give_up_after_seconds:
+        # Measured from the start of this series of attempts, so a replayed letter gets a full period.
+        if now - item.retry_since > cfg.give_up_after_seconds:
             await self._dead(name, item, "retries_exhausted", result.detail, context)
             return True
         delay = backoff_delay(cfg, attempts, self.rand())
@@ -207,12 +308,15 @@ class Sender:
             # The robot throttles for a while after a burst: stay quiet for a whole window at least.
             delay = max(delay, self.config.targets[name].rate_limit.period_seconds)
             self.limiters[name].block(now + delay)
-        await asyncio.to_thread(
-            self.outbox.schedule_retry, item.id, attempts, now + delay, result.detail, now
+        # Pause the whole target: when the robot is down, hammering it with every pending item helps
+        # nobody. Set before recording, so a refused write cannot turn backoff into a retry storm.
+        self._paused_until[name] = now + delay
+        await self._persist(
+            name, item.id,
+            self._write("schedule_retry", item.id, attempts, now + delay, result.detail, now),
+            attempts=attempts, next_attempt_at=now + delay,
         )
         self.metrics.retries.labels(target=name, channel=self.config.targets[name].kind).inc()
-        # Pause the whole target: when the robot is down, hammering it with every pending item helps nobody.
-        self._paused_until[name] = now + delay
         log.warning(
             "delivery failed, will retry",
             extra={
@@ -228,7 +332,9 @@ class Sender:
     async def _dead(
         self, name: str, item: Delivery, reason: str, detail: str, context: dict[str, object]
     ) -> None:
-        await asyncio.to_thread(self.outbox.mark_dead, item.id, reason, detail, self.clock())
+        await self._persist(
+            name, item.id, self._write("mark_dead", item.id, reason, detail, self.clock()), status="dead"
+        )
         self.metrics.dead_letters_total.labels(target=name, reason=reason).inc()
         log.error(
             "delivery failed permanently, moved to dead letters",

@@ -25,6 +25,9 @@ class Result:
 
 DELIVERED = Result(Outcome.DELIVERED, "ok")
 
+# Reasons any channel can report (HTTP level, transport, and the generic code fallbacks below).
+COMMON_REASONS = ("timeout", "network", "http_5xx", "http_4xx", "rate_limited", "invalid_response", "errcode")
+
 
 @dataclass(frozen=True)
 class Request:

@@ -7,12 +7,14 @@ import hashlib
 import hmac
 from urllib.parse import quote_plus, urlencode
 
-from webhook_relay.channels.base import Request, Result, interpret_errcode
+from webhook_relay.channels.base import COMMON_REASONS, Request, Result, interpret_errcode
 from webhook_relay.config import DEFAULT_URLS, Target
 from webhook_relay.render import Message
 
 TRANSIENT = {-1: "busy", 130101: "rate_limited"}
 PERMANENT = {300001: "bad_token", 300005: "bad_token", 310000: "security_check", 460101: "too_long"}
+# Every `reason` label value this channel can produce (the failure counters start at 0 for each).
+REASONS = tuple(sorted({*COMMON_REASONS, *TRANSIENT.values(), *PERMANENT.values()}))
 
 
 def sign(timestamp_ms: int, secret: str) -> str:

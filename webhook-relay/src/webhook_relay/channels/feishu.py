@@ -7,12 +7,21 @@ import hashlib
 import hmac
 from typing import Any
 
-from webhook_relay.channels.base import DELIVERED, Request, Result, errcode_result, parse_reply
+from webhook_relay.channels.base import (
+    COMMON_REASONS,
+    DELIVERED,
+    Request,
+    Result,
+    errcode_result,
+    parse_reply,
+)
 from webhook_relay.config import DEFAULT_URLS, Target
 from webhook_relay.render import Message
 
 TRANSIENT = {11232: "rate_limited"}
 PERMANENT = {19021: "signature", 19022: "security_check", 19024: "security_check", 19001: "bad_token"}
+# Every `reason` label value this channel can produce (the failure counters start at 0 for each).
+REASONS = tuple(sorted({*COMMON_REASONS, *TRANSIENT.values(), *PERMANENT.values()}))
 
 
 def sign(timestamp_s: int, secret: str) -> str:

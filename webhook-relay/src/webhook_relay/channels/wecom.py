@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from webhook_relay.channels.base import Request, Result, interpret_errcode
+from webhook_relay.channels.base import COMMON_REASONS, Request, Result, interpret_errcode
 from webhook_relay.config import DEFAULT_URLS, Target
 from webhook_relay.render import Message
 
 TRANSIENT = {-1: "busy", 45009: "rate_limited"}
 PERMANENT = {93000: "bad_token", 40058: "too_long", 40008: "bad_request"}
+# Every `reason` label value this channel can produce (the failure counters start at 0 for each).
+REASONS = tuple(sorted({*COMMON_REASONS, *TRANSIENT.values(), *PERMANENT.values()}))
 
 
 def build(target: Target, message: Message, now: float) -> Request:
