@@ -158,7 +158,8 @@ def test_bad_input_gets_a_clear_4xx(
 
 
 def test_metrics_parse_and_cover_the_catalogue(service: Server) -> None:
-    """/metrics (and /metrics/, without redirect) parses with prometheus_client and has the core series."""
+    """/metrics (and /metrics/, without redirect) parses with prometheus_client and has the core series,
+    the model state and the configured replica count."""
     body = {"image_base64": _b64(image_bytes()), "text": "x"}
     httpx.post(f"{service.url}/v1/entailment", json=body, timeout=30)
     for path in ("/metrics", "/metrics/"):
@@ -170,6 +171,10 @@ def test_metrics_parse_and_cover_the_catalogue(service: Server) -> None:
                 "process_resident_memory_bytes", "ofa_ve_queue_depth"} <= names
     samples = _samples(service)
     assert _value(samples, "ofa_ve_model_ready") == 1
+    states = {s: _value(samples, "ofa_ve_model_state", state=s) for s in ("loading", "ready", "failed")}
+    assert states == {"loading": 0, "ready": 1, "failed": 0}
+    assert _value(samples, "ofa_ve_model_load_failures_total") == 0
+    assert _value(samples, "ofa_ve_expected_replicas") == 3  # from OFA_VE_EXPECTED_REPLICAS
     assert _value(samples, "ofa_ve_gpu_available") == 0  # no GPU on the test machine
     assert _value(samples, "ofa_ve_model_load_duration_seconds") > 0
     for stage in ("decode", "queue", "preprocess", "inference", "postprocess"):

@@ -170,7 +170,7 @@ def test_load_failure_is_reported_and_process_stays_up(
     def broken(_settings: Any) -> FakeModel:
         raise FileNotFoundError("no pytorch_model.bin in /models/x")
 
-    client = make_client(factory=broken)
+    client = make_client(factory=broken, load_retry_initial_s=60, load_retry_max_s=60)
     ready = client.get("/readyz")
     assert ready.status_code == 503
     assert ready.json()["status"] == "failed"
@@ -270,3 +270,95 @@ def test_warm_up_runs_before_ready(make_client: MakeClient, registry: CollectorR
         "ofa_ve_model_info", {"model": "fake/model", "revision": "local", "device": "cpu", "dtype": "float32"}
     ) == 1
     assert registry.get_sample_value("ofa_ve_model_load_duration_seconds") > 0
+
+
+def test_readyz_while_first_load_runs(make_client: MakeClient, registry: CollectorRegistry) -> None:
+    """During the first attempt /readyz is 503 `loading` with no error, no failed attempt and no retry."""
+    entered, gate = threading.Event(), threading.Event()
+
+    def slow(_settings: Any) -> FakeModel:
+        entered.set()
+        gate.wait(10)
+        return FakeModel()
+
+    client = make_client(factory=slow, wait=False)
+    try:
+        assert entered.wait(10)
+        ready = client.get("/readyz")
+    finally:
+        gate.set()
+    assert ready.status_code == 503
+    assert ready.json() == {"status": "loading", "error": None, "failed_attempts": 0, "retry_in_s": None}
+    assert registry.get_sample_value("ofa_ve_model_state", {"state": "loading"}) == 1
+
+
+def test_readyz_while_failed_says_why_and_when_next(
+    make_client: MakeClient, registry: CollectorRegistry
+) -> None:
+    """After a failed attempt /readyz is 503 `failed` with the error class and message, 1 failed attempt
+    and the seconds to the next retry; the state gauge says failed."""
+    def broken(_settings: Any) -> FakeModel:
+        raise FileNotFoundError("model directory /models/x does not exist")
+
+    client = make_client(factory=broken, load_retry_initial_s=60, load_retry_max_s=120)
+    ready = client.get("/readyz")
+    body = ready.json()
+    assert ready.status_code == 503
+    assert body["status"] == "failed"
+    assert body["error"] == "FileNotFoundError: model directory /models/x does not exist"
+    assert body["failed_attempts"] == 1
+    assert 50 < body["retry_in_s"] <= 60
+    states = {s: registry.get_sample_value("ofa_ve_model_state", {"state": s})
+              for s in ("loading", "ready", "failed")}
+    assert states == {"loading": 0, "ready": 0, "failed": 1}
+    r = client.post("/v1/entailment", json={"image_base64": _b64(png_bytes()), "text": "x"})
+    assert "failed attempts: 1" in r.json()["error"]["message"]
+
+
+def test_readyz_during_a_retry(make_client: MakeClient, registry: CollectorRegistry) -> None:
+    """While a retry runs /readyz is 503 `loading` and still reports the last error and the failed count."""
+    entered, gate = threading.Event(), threading.Event()
+    calls: list[int] = []
+
+    def flaky(_settings: Any) -> FakeModel:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("CUDA error: all CUDA-capable devices are busy or unavailable")
+        entered.set()
+        gate.wait(10)
+        return FakeModel()
+
+    client = make_client(factory=flaky, wait=False, load_retry_initial_s=0.01)
+    try:
+        assert entered.wait(10)
+        ready = client.get("/readyz")
+    finally:
+        gate.set()
+    assert ready.status_code == 503
+    assert ready.json() == {
+        "status": "loading", "failed_attempts": 1, "retry_in_s": None,
+        "error": "OSError: CUDA error: all CUDA-capable devices are busy or unavailable",
+    }
+    assert registry.get_sample_value("ofa_ve_model_load_failures_total") == 1
+    client.app.state.engine.wait_loaded(10)
+    assert client.get("/readyz").json() == {"status": "ready"}
+    assert registry.get_sample_value("ofa_ve_model_state", {"state": "ready"}) == 1
+    assert registry.get_sample_value("ofa_ve_model_load_failures_total") == 1
+
+
+def test_readyz_error_is_truncated(make_client: MakeClient) -> None:
+    """A huge exception message is cut to 500 characters on /readyz."""
+    def broken(_settings: Any) -> FakeModel:
+        raise RuntimeError("config dump " + "x" * 10_000)
+
+    body = make_client(factory=broken, load_retry_initial_s=60, load_retry_max_s=60).get("/readyz").json()
+    assert body["error"].startswith("RuntimeError: config dump xxx")
+    assert len(body["error"]) == 500
+
+
+@pytest.mark.parametrize("replicas", [0, 3])
+def test_expected_replicas_gauge(make_client: MakeClient, registry: CollectorRegistry, replicas: int) -> None:
+    """ofa_ve_expected_replicas exports the configured replica count (0 when not configured)."""
+    client = make_client(expected_replicas=replicas)
+    assert registry.get_sample_value("ofa_ve_expected_replicas") == replicas
+    assert f"ofa_ve_expected_replicas {replicas}.0" in client.get("/metrics").text

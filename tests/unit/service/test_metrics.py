@@ -80,3 +80,27 @@ def test_two_registries_do_not_clash() -> None:
     a, b = ServiceMetrics(CollectorRegistry()), ServiceMetrics(CollectorRegistry())
     a.in_flight.inc()
     assert b.registry.get_sample_value("ofa_ve_in_flight_requests") == 0
+
+
+def test_model_state_starts_loading_with_all_states_present(metrics: ServiceMetrics) -> None:
+    """All three state series exist from the start, one-hot on loading, and model_ready is 0."""
+    get = metrics.registry.get_sample_value
+    assert [get("ofa_ve_model_state", {"state": s}) for s in ("loading", "ready", "failed")] == [1, 0, 0]
+    assert get("ofa_ve_model_ready") == 0
+
+
+@pytest.mark.parametrize(("state", "ready"), [("loading", 0), ("ready", 1), ("failed", 0)])
+def test_set_model_state_is_one_hot(metrics: ServiceMetrics, state: str, ready: int) -> None:
+    """Setting a state lights exactly its series; model_ready is 1 only for ready."""
+    metrics.set_model_state("ready")
+    metrics.set_model_state(state)
+    get = metrics.registry.get_sample_value
+    values = {s: get("ofa_ve_model_state", {"state": s}) for s in ("loading", "ready", "failed")}
+    assert values == {s: (1 if s == state else 0) for s in values}
+    assert get("ofa_ve_model_ready") == ready
+
+
+def test_unknown_model_state_is_refused(metrics: ServiceMetrics) -> None:
+    """A state outside loading/ready/failed raises instead of growing the label set."""
+    with pytest.raises(ValueError, match="unknown model state"):
+        metrics.set_model_state("warming")

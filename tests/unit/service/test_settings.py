@@ -36,7 +36,10 @@ def test_relative_local_dir_becomes_absolute(tmp_path: Path, monkeypatch: pytest
     assert s.model_is_local
 
 
-BAD_VALUES = [("device", "tpu"), ("max_batch_size", 0), ("queue_capacity", 0)]
+BAD_VALUES = [
+    ("device", "tpu"), ("max_batch_size", 0), ("queue_capacity", 0), ("expected_replicas", -1),
+    ("load_retry_initial_s", 0), ("load_retry_max_s", -1), ("load_retry_multiplier", 0.5),
+]
 
 
 @pytest.mark.parametrize(("field", "value"), BAD_VALUES)
@@ -53,3 +56,27 @@ def test_device_resolution() -> None:
     assert resolve_device("cpu", cuda_available=True) == "cpu"
     with pytest.raises(RuntimeError, match="no CUDA"):
         resolve_device("cuda", cuda_available=False)
+
+
+def test_retry_and_replica_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """OFA_VE_LOAD_RETRY_* and OFA_VE_EXPECTED_REPLICAS set the retry schedule and the replica count."""
+    monkeypatch.setenv("OFA_VE_LOAD_RETRY_INITIAL_S", "0.5")
+    monkeypatch.setenv("OFA_VE_LOAD_RETRY_MAX_S", "4")
+    monkeypatch.setenv("OFA_VE_LOAD_RETRY_MULTIPLIER", "3")
+    monkeypatch.setenv("OFA_VE_EXPECTED_REPLICAS", "2")
+    s = Settings()
+    assert (s.load_retry_initial_s, s.load_retry_max_s, s.load_retry_multiplier, s.expected_replicas) == (
+        0.5, 4, 3, 2
+    )
+
+
+def test_expected_replicas_defaults_to_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without OFA_VE_EXPECTED_REPLICAS the count is 0, meaning not configured."""
+    monkeypatch.delenv("OFA_VE_EXPECTED_REPLICAS", raising=False)
+    assert Settings().expected_replicas == 0
+
+
+def test_retry_cap_below_start_is_refused() -> None:
+    """A cap smaller than the first wait is a configuration error, not a silently shorter wait."""
+    with pytest.raises(ValidationError, match="load_retry_max_s"):
+        Settings(load_retry_initial_s=60, load_retry_max_s=10)

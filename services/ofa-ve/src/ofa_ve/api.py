@@ -212,13 +212,17 @@ def build_router(settings: Settings, metrics: ServiceMetrics, service: Entailmen
         return {"status": "ok"}
 
     @router.get("/readyz", summary="Readiness: model loaded and warmed up",
-                responses={503: {"description": "loading or failed"}})
+                responses={503: {"description": "loading, or failed with a retry scheduled"}})
     async def readyz() -> JSONResponse:
-        engine = service.engine
-        body: dict[str, Any] = {"status": engine.state}
-        if engine.error:
-            body["error"] = engine.error
-        return JSONResponse(body, status_code=200 if engine.ready else 503)
+        st = service.engine.status()
+        if st.state == "ready":
+            return JSONResponse({"status": "ready"})
+        return JSONResponse({
+            "status": st.state,
+            "error": st.error,
+            "failed_attempts": st.failed_attempts,
+            "retry_in_s": None if st.retry_in_s is None else round(st.retry_in_s, 3),
+        }, status_code=503)
 
     return router
 

@@ -75,6 +75,7 @@ def create_app(
         engine = Engine(settings, metrics)
     else:
         metrics = engine.metrics
+    metrics.expected_replicas.set(settings.expected_replicas)
     registry.register(gpu_collector if gpu_collector is not None else _default_gpu_collector())
     service = EntailmentService(settings, metrics, engine)
 

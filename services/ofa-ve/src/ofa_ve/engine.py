@@ -1,7 +1,8 @@
-"""Model lifecycle (background load, warm-up, readiness) and the micro-batching worker in front of it."""
+"""Model lifecycle (background load, retried with backoff; warm-up; readiness) and the batching worker."""
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -15,11 +16,14 @@ from PIL import Image
 
 from ofa_ve.batching import MicroBatcher
 from ofa_ve.errors import NotReadyError
+from ofa_ve.loading import load_retry_delay
 from ofa_ve.metrics import ServiceMetrics
 from ofa_ve.model import ModelDescription, OfaEntailmentModel, Prediction
 from ofa_ve.settings import Settings
 
 log = logging.getLogger(__name__)
+
+ERROR_TEXT_LIMIT = 500  # characters of the last load error kept for /readyz and 503 messages
 
 
 class EntailmentModel(Protocol):
@@ -43,8 +47,25 @@ class ItemResult:
     postprocess_s: float
 
 
+@dataclass(frozen=True)
+class LoadStatus:
+    """A consistent snapshot of the model lifecycle, for /readyz and error messages."""
+
+    state: str  # one of loading.MODEL_STATES
+    error: str | None  # "ExceptionClass: message" of the last failed attempt, truncated
+    failed_attempts: int  # consecutive failed attempts (reset to 0 once ready)
+    retry_in_s: float | None  # seconds until the next attempt while failed, else None
+
+
+def describe_error(exc: BaseException, limit: int = ERROR_TEXT_LIMIT) -> str:
+    """`ExceptionClass: message`, cut to `limit` characters (ModelScope errors can embed whole configs)."""
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 class Engine:
-    """Loads the model in a background thread; serves `prepare` + `submit` once warmed up."""
+    """Loads the model in a background thread, retrying failed loads with exponential backoff;
+    serves `prepare` + `submit` once warmed up."""
 
     def __init__(
         self,
@@ -57,18 +78,33 @@ class Engine:
         self._factory = model_factory
         self._model: EntailmentModel | None = None
         self._batcher: MicroBatcher | None = None
+        # Guards the lifecycle fields below (the loader writes them, request handlers read them); a
+        # Condition so that wait_loaded() wakes on each change.
+        self._lock = threading.Condition()
         self.state = "loading"
         self.error: str | None = None
+        self.failed_attempts = 0
+        self._retry_at: float | None = None  # time.monotonic() of the next attempt while failed
+        self._stopping = threading.Event()
         self._loader: threading.Thread | None = None
+        self._loader_done = False
         # Requests between admission and submit (decoding, preprocessing). Only the event loop thread
         # changes it; the worker reads it to decide whether waiting for a fuller batch can pay off.
         self.preparing = 0
-        metrics.model_ready.set(0)
+        metrics.set_model_state("loading")
         metrics.queue_capacity.set(settings.queue_capacity)
 
     @property
     def ready(self) -> bool:
         return self.state == "ready"
+
+    def status(self) -> LoadStatus:
+        """The lifecycle state, last error, failed attempts and time to the next retry, read together."""
+        with self._lock:
+            retry_in = None
+            if self.state == "failed" and self._retry_at is not None:
+                retry_in = max(0.0, self._retry_at - time.monotonic())
+            return LoadStatus(self.state, self.error, self.failed_attempts, retry_in)
 
     def start(self) -> None:
         """Starts loading in the background; the HTTP server answers meanwhile."""
@@ -76,35 +112,86 @@ class Engine:
         self._loader.start()
 
     def wait_loaded(self, timeout: float | None = None) -> bool:
-        """Blocks until loading ended (ready or failed); True when ready."""
-        if self._loader is not None:
-            self._loader.join(timeout)
+        """Blocks until the current load attempt ended (ready or failed) or the loader stopped; True when
+        ready."""
+        with self._lock:
+            self._lock.wait_for(
+                lambda: self.state != "loading" or self._loader is None or self._loader_done,
+                timeout,
+            )
         return self.ready
 
     def stop(self) -> None:
-        if self._batcher is not None:
-            self._batcher.stop()
+        """Ends the loader (at once when it waits for a retry; after the attempt when one runs) and the
+        worker."""
+        with self._lock:
+            self._stopping.set()
+            batcher = self._batcher
+        if batcher is not None:
+            batcher.stop()
+
+    def _set_state(self, state: str) -> None:
+        # Caller holds the lock: the fields and the gauges change together for readers of status().
+        self.state = state
+        self.metrics.set_model_state(state)
+        self._lock.notify_all()
 
     def _load(self) -> None:
-        started = time.monotonic()
-        log.info("loading model", extra={"model": self.settings.model, "device": self.settings.device})
         try:
-            model = self._factory(self.settings)
-            if self.settings.warmup:
-                self._warm_up(model)
-        except Exception as exc:
-            self.state = "failed"
-            self.error = f"{type(exc).__name__}: {exc}"
-            self.metrics.model_load_failures.inc()
-            self.metrics.model_ready.set(0)
-            log.exception("model load failed", extra={"model": self.settings.model})
-            return
-        duration = time.monotonic() - started
-        self._model = model
-        d = model.description
-        self.metrics.model_info.labels(d.model, d.revision, d.device, d.dtype).set(1)
-        self.metrics.model_load_duration.set(duration)
-        self._batcher = MicroBatcher(
+            self._load_until_ready()
+        finally:
+            with self._lock:
+                self._loader_done = True
+                self._lock.notify_all()  # wakes wait_loaded() when the loader ends without a model
+
+    def _load_until_ready(self) -> None:
+        s = self.settings
+        failures = 0
+        last_error: str | None = None
+        while not self._stopping.is_set():
+            with self._lock:
+                self._set_state("loading")
+            log.info("loading model", extra={"model": s.model, "device": s.device, "attempt": failures + 1})
+            started = time.monotonic()
+            try:
+                model = self._attempt()
+            except Exception as exc:
+                failures += 1
+                delay = load_retry_delay(failures, s.load_retry_initial_s, s.load_retry_max_s,
+                                         s.load_retry_multiplier)
+                error = describe_error(exc)
+                retry_at = time.monotonic() + delay
+                with self._lock:
+                    self.error = error
+                    self.failed_attempts = failures
+                    self._retry_at = retry_at
+                    self.metrics.model_load_failures.inc()
+                    self._set_state("failed")
+                # The traceback only when the cause changed: a replica retrying for hours logs one line
+                # per attempt, not one stack per attempt.
+                log.error("model load failed", exc_info=exc if error != last_error else None, extra={
+                    "model": s.model, "attempt": failures, "error_type": type(exc).__name__,
+                    "error": error, "retry_in_s": round(delay, 3),
+                })
+                last_error = error
+            else:
+                self._serve(model, time.monotonic() - started)
+                return
+            # Outside the except block, so the traceback (and any half-built model it holds, GPU memory
+            # included) is gone before the wait; collect cycles so the next attempt finds that memory free.
+            gc.collect()
+            # Until the time /readyz announced, whatever the collection took.
+            if self._stopping.wait(max(0.0, retry_at - time.monotonic())):
+                return
+
+    def _attempt(self) -> EntailmentModel:
+        model = self._factory(self.settings)
+        if self.settings.warmup:
+            self._warm_up(model)
+        return model
+
+    def _serve(self, model: EntailmentModel, duration: float) -> None:
+        batcher = MicroBatcher(
             self._run_batch,
             max_batch_size=self.settings.max_batch_size,
             max_wait_s=self.settings.max_wait_ms / 1000.0,
@@ -112,9 +199,19 @@ class Engine:
             metrics=self.metrics,
             incoming=lambda: self.preparing,
         )
-        self._batcher.start()
-        self.state = "ready"
-        self.metrics.model_ready.set(1)
+        d = model.description
+        with self._lock:
+            if self._stopping.is_set():
+                return  # stop() came during the last attempt: never start a worker nobody stops
+            self._model = model
+            self._batcher = batcher
+            batcher.start()
+            self.metrics.model_info.labels(d.model, d.revision, d.device, d.dtype).set(1)
+            self.metrics.model_load_duration.set(duration)
+            self.error = None
+            self.failed_attempts = 0
+            self._retry_at = None
+            self._set_state("ready")
         log.info("model ready", extra={"model": d.model, "device": d.device, "dtype": d.dtype,
                                        "load_seconds": round(duration, 3)})
 
@@ -139,10 +236,19 @@ class Engine:
         return [ItemResult(p, n, t1 - t0, t2 - t1) for p in predictions]
 
     def _require_ready(self) -> tuple[EntailmentModel, MicroBatcher]:
-        if self._model is None or self._batcher is None or not self.ready:
-            detail = f"model failed to load: {self.error}" if self.state == "failed" else "model is loading"
-            raise NotReadyError(detail)
-        return self._model, self._batcher
+        model, batcher = self._model, self._batcher
+        if model is None or batcher is None or not self.ready:
+            raise NotReadyError(self._not_ready_detail())
+        return model, batcher
+
+    def _not_ready_detail(self) -> str:
+        st = self.status()
+        if st.state == "failed":
+            return (f"model failed to load (failed attempts: {st.failed_attempts}, next attempt in "
+                    f"{st.retry_in_s or 0:.1f} s): {st.error}")
+        if st.failed_attempts:
+            return f"model is loading (failed attempts so far: {st.failed_attempts}, last: {st.error})"
+        return "model is loading"
 
     def free_slots(self) -> int:
         _, batcher = self._require_ready()

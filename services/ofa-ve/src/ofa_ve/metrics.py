@@ -15,6 +15,7 @@ from prometheus_client import (
 
 from ofa_ve import __version__
 from ofa_ve.errors import ERROR_CODES
+from ofa_ve.loading import MODEL_STATES
 
 ENDPOINTS = ("entailment", "batch", "ui")
 STAGES = ("decode", "queue", "preprocess", "inference", "postprocess")
@@ -90,6 +91,17 @@ class ServiceMetrics:
         self.model_ready = Gauge(
             "ofa_ve_model_ready", "1 when the model is loaded and warmed up, else 0.", registry=registry
         )
+        self.model_state = Gauge(
+            "ofa_ve_model_state",
+            "Model lifecycle, one-hot: loading (an attempt runs), ready, failed (last attempt failed, "
+            "a retry is scheduled).",
+            ["state"], registry=registry,
+        )
+        self.expected_replicas = Gauge(
+            "ofa_ve_expected_replicas",
+            "Replicas the deployment is configured to run (OFA_VE_EXPECTED_REPLICAS); 0 when not set.",
+            registry=registry,
+        )
         self.model_info = Gauge(
             "ofa_ve_model_info", "The loaded model (value 1).",
             ["model", "revision", "device", "dtype"], registry=registry,
@@ -108,6 +120,7 @@ class ServiceMetrics:
             self.stage_duration.labels(stage)
         for endpoint in ENDPOINTS:
             self.request_duration.labels(endpoint)
+        self.set_model_state("loading")
         if process_collectors:
             ProcessCollector(registry=registry)
             PlatformCollector(registry=registry)
@@ -122,6 +135,14 @@ class ServiceMetrics:
         self.errors.labels(code).inc()
         if code in REJECT_REASONS:
             self.rejected.labels(code).inc()
+
+    def set_model_state(self, state: str) -> None:
+        """Sets the one-hot ofa_ve_model_state and ofa_ve_model_ready (1 only when ready)."""
+        if state not in MODEL_STATES:
+            raise ValueError(f"unknown model state {state!r}; expected one of {MODEL_STATES}")
+        for known in MODEL_STATES:
+            self.model_state.labels(known).set(1 if known == state else 0)
+        self.model_ready.set(1 if state == "ready" else 0)
 
     def observe_stage(self, stage: str, seconds: float) -> None:
         self.stage_duration.labels(stage).observe(seconds)

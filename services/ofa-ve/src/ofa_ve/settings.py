@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ofa_ve.loading import LOAD_RETRY_INITIAL_S, LOAD_RETRY_MAX_S, LOAD_RETRY_MULTIPLIER
 
 DEFAULT_MODEL = "damo/ofa_visual-entailment_snli-ve_large_en"
 
@@ -22,6 +24,18 @@ class Settings(BaseSettings):
     fp16: bool = Field(False, description="run the model in float16 (CUDA only)")
     warmup: bool = Field(True, description="run one inference before reporting ready")
     torch_threads: int = Field(0, ge=0, description="torch intra-op threads on CPU; 0 keeps torch's default")
+    load_retry_initial_s: float = Field(
+        LOAD_RETRY_INITIAL_S, gt=0, description="wait after the first failed model load before retrying"
+    )
+    load_retry_max_s: float = Field(
+        LOAD_RETRY_MAX_S, gt=0, description="cap of the doubling wait between failed model loads"
+    )
+    load_retry_multiplier: float = Field(
+        LOAD_RETRY_MULTIPLIER, ge=1, description="factor the wait grows by after each failed load"
+    )
+    expected_replicas: int = Field(
+        0, ge=0, description="replicas the deployment runs (exported for the replica-count alert); 0 = unset"
+    )
 
     host: str = "0.0.0.0"  # noqa: S104 - the service runs in a container and must listen on all interfaces
     port: int = Field(8000, ge=1, le=65535)
@@ -51,6 +65,15 @@ class Settings(BaseSettings):
         if os.path.isdir(value):
             return os.path.abspath(value)
         return value
+
+    @model_validator(mode="after")
+    def _retry_cap_not_below_start(self) -> Settings:
+        if self.load_retry_max_s < self.load_retry_initial_s:
+            raise ValueError(
+                f"load_retry_max_s ({self.load_retry_max_s}) is below load_retry_initial_s "
+                f"({self.load_retry_initial_s})"
+            )
+        return self
 
     @property
     def model_is_local(self) -> bool:
