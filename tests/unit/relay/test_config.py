@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from webhook_relay.config import ConfigError, parse_config, substitute
 
@@ -162,3 +164,51 @@ def test_stack_config_mentions_come_from_env_lists(repo_root):
         env={"RELAY_AUTH_TOKEN": "t", "DINGTALK_ACCESS_TOKEN": "a", "WECOM_KEY": "k"},
     )
     assert unset.targets["dingtalk-ops"].mention_for("critical").is_empty()
+
+
+def _seconds(duration: str) -> float:
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+    total = 0.0
+    for number, unit in re.findall(r"(\d+)(ms|s|m|h|d)", duration):
+        total += int(number) * units[unit]
+    return total
+
+
+def test_dedup_window_stays_below_every_repeat_interval_of_the_stack(repo_root):
+    """A reminder of an unresolved alert must not fall inside the relay's dedup window."""
+    import yaml
+
+    env = {"RELAY_AUTH_TOKEN": "t", "DINGTALK_ACCESS_TOKEN": "a", "WECOM_KEY": "k"}
+    stack = parse_config((repo_root / "webhook-relay" / "config.yml").read_text(encoding="utf-8"), env=env)
+    am = yaml.safe_load((repo_root / "alertmanager" / "alertmanager.yml").read_text(encoding="utf-8"))
+    intervals = []
+
+    def walk(route, inherited):
+        interval = route.get("repeat_interval", inherited)
+        if route.get("receiver") not in (None, "null", "heartbeat"):
+            intervals.append((route["receiver"], _seconds(interval)))
+        for child in route.get("routes", []):
+            walk(child, interval)
+
+    walk(am["route"], "4h")
+    assert intervals
+    for receiver, seconds in intervals:
+        assert stack.delivery.dedup_window_seconds < seconds, receiver
+    # ... and still covers Alertmanager's retries within one group_interval flush.
+    assert stack.delivery.dedup_window_seconds >= _seconds(am["route"]["group_interval"])
+
+
+def test_watchdog_is_never_posted_to_a_chat(repo_root):
+    """The stack's watchdog route only feeds the dead-man's switches (no message per Watchdog)."""
+    env = {"RELAY_AUTH_TOKEN": "t", "DINGTALK_ACCESS_TOKEN": "a", "WECOM_KEY": "k"}
+    stack = parse_config((repo_root / "webhook-relay" / "config.yml").read_text(encoding="utf-8"), env=env)
+    watchdog = stack.routes["watchdog"]
+    assert watchdog.targets == [] and watchdog.heartbeat is not None
+    assert watchdog.heartbeat.alive_report is None  # off unless RELAY_ALIVE_REPORT_AT is set
+    assert watchdog.heartbeat.forward_url is None  # off unless HEARTBEAT_URL is set
+    on = parse_config(
+        (repo_root / "webhook-relay" / "config.yml").read_text(encoding="utf-8"),
+        env={**env, "HEARTBEAT_URL": "https://hc-ping.com/abc", "RELAY_ALIVE_REPORT_AT": "09:30"},
+    ).routes["watchdog"].heartbeat
+    assert on.forward_url is not None and on.alive_report is not None and on.alive_report.at == "09:30"
+    assert "abc" not in repr(on)

@@ -79,12 +79,13 @@ def test_configs_are_mounted_read_only_and_data_lives_on_named_volumes(name: str
 
 @pytest.mark.parametrize("name", sorted(SERVICES))
 def test_only_the_ui_api_and_grafana_are_published_on_bind_addr(name: str) -> None:
-    """UI/API and Grafana listen on ${BIND_ADDR}; Prometheus and Alertmanager on loopback unless opted in."""
+    """UI/API and Grafana on ${BIND_ADDR}; Prometheus, Alertmanager and the relay on loopback by default."""
     ports = SERVICES[name].get("ports", [])
     if name in PUBLIC:
         assert ports and all(p.startswith("${BIND_ADDR:-127.0.0.1}:") for p in ports), ports
-    elif name in {"prometheus", "alertmanager"}:
-        prefix = f"${{{name.upper()}_BIND_ADDR:-127.0.0.1}}:"
+    elif name in {"prometheus", "alertmanager", "webhook-relay"}:
+        variable = {"webhook-relay": "RELAY"}.get(name, name.upper())
+        prefix = f"${{{variable}_BIND_ADDR:-127.0.0.1}}:"
         assert ports and all(p.startswith(prefix) for p in ports), ports
     else:
         assert ports == [], ports
@@ -109,12 +110,23 @@ def test_order_matters_only_through_healthy_dependencies() -> None:
 
 
 def test_gpu_is_reserved_and_the_cpu_override_removes_the_reservation() -> None:
-    """The base file reserves an NVIDIA GPU for ofa-ve; docker-compose.cpu.yml resets it and forces CPU."""
-    devices = SERVICES["ofa-ve"]["deploy"]["resources"]["reservations"]["devices"]
+    """The base file reserves an NVIDIA GPU for ofa-ve; docker-compose.cpu.yml drops it and forces CPU."""
+    deploy = SERVICES["ofa-ve"]["deploy"]
+    devices = deploy["resources"]["reservations"]["devices"]
     assert devices == [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
     cpu = _load("docker-compose.cpu.yml")["services"]["ofa-ve"]
-    assert cpu["deploy"]["tag"] == "!reset"
+    assert cpu["deploy"]["tag"] == "!override"
+    assert "resources" not in cpu["deploy"]["value"]
+    # The replica count survives the override: the same variable sets it in both files.
+    assert cpu["deploy"]["value"]["replicas"] == deploy["replicas"] == "${OFA_VE_REPLICAS:-1}"
     assert cpu["environment"]["OFA_VE_DEVICE"] == "cpu"
+
+
+def test_the_replica_count_and_the_expected_count_come_from_one_variable() -> None:
+    """The replicas compose starts are the replicas the alert expects: both read OFA_VE_REPLICAS."""
+    ofa = SERVICES["ofa-ve"]
+    assert ofa["deploy"]["replicas"] == "${OFA_VE_REPLICAS:-1}"
+    assert ofa["environment"]["OFA_VE_EXPECTED_REPLICAS"] == "${OFA_VE_REPLICAS:-1}"
 
 
 def test_env_example_documents_every_variable_the_compose_files_use() -> None:
