@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dashgen.links import RUNBOOK_URL
-
 # Alert thresholds from prometheus/alerts/*.alerts.yml, drawn as dashed lines on the panels.
 P95_LATENCY_ALERT_SECONDS = 2
 ERROR_RATIO_ALERT = 0.03
@@ -12,7 +10,11 @@ GPU_TEMPERATURE_ALERT_CELSIUS = 85
 
 
 def links() -> list[dict]:
-    """Header links: the other generated dashboards (by tag) and the runbook."""
+    """Header links: the other generated dashboards (by tag).
+
+    No runbook link: the runbook is served by webhook-relay at its public URL, which Grafana does not
+    know (a relative link would point into Grafana). Every alert message carries its runbook link.
+    """
     return [
         {
             "type": "dashboards",
@@ -23,16 +25,5 @@ def links() -> list[dict]:
             "keepTime": True,
             "icon": "external link",
             "targetBlank": False,
-        },
-        {
-            "type": "link",
-            "title": "Runbook",
-            "url": RUNBOOK_URL,
-            "icon": "doc",
-            "targetBlank": True,
-            "tags": [],
-            "asDropdown": False,
-            "includeVars": False,
-            "keepTime": False,
         },
     ]

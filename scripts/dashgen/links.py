@@ -1,13 +1,21 @@
-"""The URLs every dashboard and alert links to, defined once.
+"""The links every alert and dashboard carries, defined once.
 
-Prometheus rule files cannot read variables, so the alert annotations spell these URLs out;
-tests/unit/monitoring/test_alert_rules.py fails when one of them drifts from the values here.
+Alert annotations hold RELATIVE links, because only the deployment knows where things are reachable:
+webhook-relay resolves `runbook_url` against its own public URL (it serves runbook.md rendered as
+HTML at RUNBOOK_PATH, with GitHub-style heading anchors) and `dashboard_url` against Grafana's root
+URL (GRAFANA_ROOT_URL). Prometheus rule files cannot read variables, so the annotations spell these
+paths out; tests/unit/monitoring/test_alert_rules.py fails when one of them drifts from the values
+here, names a runbook section that does not exist, or a dashboard that is not generated.
 """
 
-# Where operators open Grafana; also the prefix of every alert's dashboard_url.
-GRAFANA_URL = "http://localhost:3000"
-# runbook.md as rendered by the forge; every alert's runbook_url is this plus `#<anchor>`.
-RUNBOOK_URL = "https://github.com/ofa-ve/ofa-ve-observability/blob/main/runbook.md"
+from __future__ import annotations
+
+# Where webhook-relay serves the rendered runbook.md; every runbook_url is this plus `#<anchor>`.
+RUNBOOK_PATH = "/runbook"
+# Grafana's path for a dashboard by uid, relative to its root URL.
+DASHBOARD_PATH = "/d"
+# The alert-template value of the overview's `instance` variable: the alert's own replica.
+ALERT_INSTANCE = "{{ $labels.instance }}"
 
 # Provisioned in grafana/provisioning/datasources/prometheus.yml with this fixed uid.
 DATASOURCE = {"type": "prometheus", "uid": "prometheus"}
@@ -17,11 +25,12 @@ SLO_UID = "ofa-ve-slo"
 PIPELINE_UID = "alert-pipeline"
 
 
-def dashboard_url(uid: str) -> str:
-    """Grafana URL of a dashboard by uid."""
-    return f"{GRAFANA_URL}/d/{uid}"
+def dashboard_url(uid: str, *, instance: str | None = None) -> str:
+    """Relative link to a dashboard by uid, optionally with its `instance` variable set."""
+    url = f"{DASHBOARD_PATH}/{uid}"
+    return f"{url}?var-instance={instance}" if instance is not None else url
 
 
 def runbook_url(anchor: str) -> str:
-    """URL of one runbook section."""
-    return f"{RUNBOOK_URL}#{anchor}"
+    """Relative link to one runbook section."""
+    return f"{RUNBOOK_PATH}#{anchor}"

@@ -260,17 +260,43 @@ def _gpu(g: Grid) -> None:
     )
 
 
+# The replica count is one number per service: these queries cannot take the instance filter.
+SERVICE_LEVEL_PANELS = ("Replicas up / expected",)
+# ofa_ve_model_state is one-hot; this folds it into one number per replica for a value mapping.
+MODEL_STATE = (
+    f'max by (instance) (2 * ofa_ve_model_state{{state="ready", {SEL}}}'
+    f' + ignoring (state) ofa_ve_model_state{{state="loading", {SEL}}})'
+)
+
+
 def _model(g: Grid) -> None:
-    g.row("Model and process")
+    g.row("Replicas and model")
+    g.add(
+        timeseries(
+            SERVICE_LEVEL_PANELS[0],
+            [
+                ("sum(service:ofa_ve_replicas_up:count)", "up"),
+                ("min(min_over_time(service:ofa_ve_replicas_up:count[5m]))", "up, low point of 5 min"),
+                ("max(service:ofa_ve_replicas_expected:max)", "expected"),
+            ],
+            "short",
+            description="Replicas scraped successfully against OFA_VE_REPLICAS (or the most up in the last "
+            "hour when unset). A stopped or crash-looping replica vanishes from discovery: "
+            "OfaVeReplicasMissing fires when the low point stays under expected for 10 minutes.",
+        ),
+        width=12,
+    )
     g.add(
         stat(
-            "Model ready",
-            [(f"ofa_ve_model_ready{{{SEL}}}", "{{instance}}")],
-            "bool_yes_no",
-            thresholds=[(None, "red"), (1, "green")],
+            "Model state",
+            [(MODEL_STATE, "{{instance}}")],
+            "none",
+            description="loading: an attempt runs; failed: the last attempt failed and a retry waits "
+            "(OfaVeModelLoadFailed); ready: serving.",
+            thresholds=[(None, "red"), (1, "orange"), (2, "green")],
+            names=[(0, "failed", "red"), (1, "loading", "orange"), (2, "ready", "green")],
         ),
-        width=6,
-        height=5,
+        width=12,
     )
     g.add(
         stat(
@@ -280,7 +306,7 @@ def _model(g: Grid) -> None:
             description="0 on CPU-only replicas: GPU panels stay empty there.",
             thresholds=[(None, "orange"), (1, "green")],
         ),
-        width=6,
+        width=8,
         height=5,
     )
     g.add(
@@ -290,7 +316,7 @@ def _model(g: Grid) -> None:
             "s",
             decimals=1,
         ),
-        width=6,
+        width=8,
         height=5,
     )
     g.add(
@@ -301,7 +327,7 @@ def _model(g: Grid) -> None:
             thresholds=[(None, "green"), (1, "red")],
             decimals=0,
         ),
-        width=6,
+        width=8,
         height=5,
     )
     g.add(

@@ -93,8 +93,9 @@ def stat(
     description: str = "",
     thresholds: list[tuple[float | None, str]] | None = None,
     decimals: int | None = None,
+    names: list[tuple[int, str, str]] | None = None,
 ) -> dict:
-    """A single-value panel showing the last value of each series."""
+    """A single-value panel showing the last value of each series; `names` maps values to (text, colour)."""
     defaults: dict[str, Any] = {
         "unit": unit,
         "thresholds": _thresholds(thresholds or [(None, "green")]),
@@ -102,6 +103,12 @@ def stat(
     }
     if decimals is not None:
         defaults["decimals"] = decimals
+    if names:
+        options_by_value = {
+            str(value): {"text": text, "color": color, "index": i}
+            for i, (value, text, color) in enumerate(names)
+        }
+        defaults["mappings"] = [{"type": "value", "options": options_by_value}]
     options = {
         "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
         "colorMode": "background",

@@ -69,6 +69,36 @@ def _prometheus(g: Grid) -> None:
     )
     g.add(
         timeseries(
+            "Notification queue",
+            [
+                ("sum by (instance) (prometheus_notifications_queue_length)", "{{instance}} queued"),
+                ("sum by (instance) (prometheus_notifications_queue_capacity)", "{{instance}} capacity"),
+                (
+                    "sum by (instance) (prometheus_notifications_alertmanagers_discovered)",
+                    "{{instance}} Alertmanagers discovered",
+                ),
+            ],
+            "short",
+            description="Alerts waiting to be sent; near capacity the oldest are dropped "
+            "(PrometheusNotificationQueueFull). No Alertmanager discovered: "
+            "PrometheusNotConnectedToAlertmanagers.",
+        )
+    )
+    g.add(
+        stat(
+            "Config reloads successful",
+            [
+                ("min by (instance) (prometheus_config_last_reload_successful)", "{{instance}}"),
+                ("min by (instance) (alertmanager_config_last_reload_successful)", "{{instance}}"),
+            ],
+            "bool_yes_no",
+            description="No: the last reload failed and the previous configuration still runs "
+            "(PrometheusConfigReloadFailed, AlertmanagerConfigReloadFailed).",
+            thresholds=[(None, "red"), (1, "green")],
+        )
+    )
+    g.add(
+        timeseries(
             "Scrape targets up",
             [("sum by (job) (up)", "{{job}} up"), ("count by (job) (up)", "{{job}} total")],
             "short",
@@ -214,10 +244,86 @@ def _relay(g: Grid) -> None:
     )
 
 
+def _relay_health(g: Grid) -> None:
+    g.row("webhook-relay health")
+    g.add(
+        stat(
+            "Targets failing",
+            [("max by (target) (webhook_relay_target_failing)", "{{target}}")],
+            "bool_yes_no",
+            description="Yes while a message for the target waits after a failed attempt, backoff waits "
+            "included (read from the outbox). 10 minutes of yes: WebhookRelayDeliveryFailing.",
+            thresholds=[(None, "green"), (1, "red")],
+        ),
+        width=8,
+        height=5,
+    )
+    g.add(
+        stat(
+            "Outbox writable",
+            [("min by (instance) (webhook_relay_outbox_writable)", "{{instance}}")],
+            "bool_yes_no",
+            description="No: the disk under the outbox is full or read-only; webhooks get 503 and wait in "
+            "Alertmanager (WebhookRelayOutboxNotWritable).",
+            thresholds=[(None, "red"), (1, "green")],
+        ),
+        width=8,
+        height=5,
+    )
+    g.add(
+        stat(
+            "Components up",
+            [("min by (component) (webhook_relay_component_up)", "{{component}}")],
+            "bool_yes_no",
+            description="Supervised parts of the relay (WebhookRelayComponentDown after 2 minutes down).",
+            thresholds=[(None, "red"), (1, "green")],
+        ),
+        width=8,
+        height=5,
+    )
+    g.add(
+        timeseries(
+            "Task restarts",
+            [(f"sum by (task) (increase(webhook_relay_task_restarts_total{RI}))", "{{task}}")],
+            "short",
+            description="Restarts by the supervisor; when they keep coming: WebhookRelayTaskRestarting.",
+        )
+    )
+    g.add(
+        timeseries(
+            "Heartbeat forwards by result",
+            [
+                (
+                    f"sum by (route, result) (increase(webhook_relay_heartbeat_forwards_total{RI}))",
+                    "{{route}} {{result}}",
+                )
+            ],
+            "short",
+            description="Watchdog pings passed on to the external push monitor (HEARTBEAT_URL): ok, failed "
+            "(the monitor did not accept), unhealthy (withheld: the relay's own checks failed).",
+        )
+    )
+    g.add(
+        timeseries(
+            "Time since the last heartbeat forward",
+            [
+                (
+                    "time() - max by (route) "
+                    "(webhook_relay_heartbeat_forward_last_success_timestamp_seconds)",
+                    "{{route}}",
+                )
+            ],
+            "s",
+            description="Dashed line: WebhookRelayHeartbeatForwardFailing threshold (10 minutes).",
+            thresholds=[(None, "green"), (600, "red")],
+        )
+    )
+
+
 def build() -> dict:
     """The alert pipeline dashboard."""
     g = Grid()
-    for section in (_alerts, _prometheus, _alertmanager, _relay):
+    for section in (_alerts, _prometheus, _alertmanager, _relay, _relay_health):
         section(g)
     return dashboard(
         PIPELINE_UID,

@@ -22,6 +22,7 @@ def service_metric_names() -> set[str]:
     from ofa_ve.gpu import GpuCollector
     from ofa_ve.metrics import ServiceMetrics
     from webhook_relay.metrics import RelayMetrics
+    from webhook_relay.outbox import TargetStats
 
     ofa_ve = CollectorRegistry()
     ServiceMetrics(ofa_ve)
@@ -29,7 +30,10 @@ def service_metric_names() -> set[str]:
 
     relay = CollectorRegistry()
     metrics = RelayMetrics(relay)
-    metrics.init_target("dingtalk-ops", "dingtalk")
-    metrics.watch_outbox(lambda: {"dingtalk-ops": (1, 5.0, 1)}, ["dingtalk-ops"])
+    metrics.init_target("dingtalk-ops", "dingtalk", ["errcode"])
+    metrics.init_heartbeat_forward("watchdog", 0.0)
+    metrics.init_tasks(["sender-dingtalk-ops"])
+    metrics.watch_outbox(lambda: {"dingtalk-ops": TargetStats(1, 5.0, 1, 1)}, {"dingtalk-ops": "dingtalk"})
+    metrics.watch_components(lambda: {"sender": True})
 
     return exposed_names(generate_latest(ofa_ve).decode()) | exposed_names(generate_latest(relay).decode())

@@ -15,6 +15,7 @@ DASHBOARD_DIR = ROOT / "grafana" / "dashboards"
 RUNBOOK = ROOT / "runbook.md"
 GENERATOR = ROOT / "scripts" / "gen_dashboards.py"
 RELAY_TOKEN_FILE = "/etc/alertmanager/secrets/relay_token"
+COMPOSE_FILE = ROOT / "docker-compose.yml"
 
 
 def links() -> ModuleType:
@@ -37,10 +38,17 @@ def github_anchor(heading: str) -> str:
     return kept.replace(" ", "-")
 
 
+def runbook_sections() -> list[tuple[str, str]]:
+    """(heading, body) of each second-level section of the runbook, in order (duplicates kept)."""
+    sections: list[tuple[str, list[str]]] = []
+    for line in RUNBOOK.read_text(encoding="utf-8").splitlines():
+        if line.startswith("## "):
+            sections.append((line[3:].strip(), []))
+        elif sections:
+            sections[-1][1].append(line)
+    return [(heading, "\n".join(body)) for heading, body in sections]
+
+
 def runbook_anchors() -> set[str]:
     """Anchors of the runbook's second-level sections."""
-    return {
-        github_anchor(line[3:])
-        for line in RUNBOOK.read_text(encoding="utf-8").splitlines()
-        if line.startswith("## ")
-    }
+    return {github_anchor(heading) for heading, _ in runbook_sections()}

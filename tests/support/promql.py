@@ -33,6 +33,24 @@ _KEYWORDS = {
 }  # fmt: skip
 
 
+_DURATION = re.compile(r"(\d+)(ms|y|w|d|h|m|s)")
+_DURATION_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
+
+
+def duration_seconds(text: str) -> float:
+    """Seconds in a Prometheus duration such as `15m` or `1h30m`; anything else is a ValueError."""
+    parts = _DURATION.findall(text)
+    if not text or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"not a Prometheus duration: {text!r}")
+    return sum(int(n) * _DURATION_SECONDS[u] for n, u in parts)
+
+
+def range_seconds(expr: str, metric: str) -> list[float]:
+    """The range of every `metric[...]` selection in an expression, in seconds."""
+    pattern = re.compile(rf"(?<![\w:]){re.escape(metric)}(?:\{{[^{{}}]*\}})?\[([^\]:]+)\]")
+    return [duration_seconds(found) for found in pattern.findall(expr)]
+
+
 def substitute_grafana_variables(expr: str) -> str:
     """The query as Prometheus would receive it from Grafana, for the variable values above."""
     for name in sorted(GRAFANA_VARIABLES, key=len, reverse=True):

@@ -20,6 +20,9 @@ pytestmark = pytest.mark.integration
 
 INHIBIT_WAIT_S = 10
 SEVERITY_RECEIVER = {"critical": "chat-critical", "warning": "chat-warning", "info": "null"}
+# Alerts routed by name, not by severity: Watchdog feeds the heartbeat; the relay posts its own
+# full-disk notice directly, so the rule's copy stays in Alertmanager's UI.
+ROUTED_BY_NAME = {"Watchdog": "heartbeat", "WebhookRelayOutboxNotWritable": "null"}
 
 
 def _cases() -> list[dict[str, Any]]:
@@ -29,7 +32,7 @@ def _cases() -> list[dict[str, Any]]:
         if "alert" not in rule:
             continue
         labels = {"alertname": rule["alert"], "service": "ofa-ve", **rule["labels"]}
-        receiver = "heartbeat" if rule["alert"] == "Watchdog" else SEVERITY_RECEIVER[labels["severity"]]
+        receiver = ROUTED_BY_NAME.get(rule["alert"]) or SEVERITY_RECEIVER[labels["severity"]]
         derived.append(
             {"name": f"{rule['alert']} ({labels['severity']}) reaches {receiver}", "labels": labels,
              "receivers": [receiver]}
@@ -139,3 +142,34 @@ def test_service_down_inhibits_that_instances_latency_and_error_alerts(alertmana
         ("OfaVeModelNotReady", "critical", down): False,
     }
     assert _inhibited(alertmanager, "t2", expected) == expected
+
+
+def test_no_replicas_inhibits_replicas_missing(alertmanager: Server) -> None:
+    """With every replica gone, only OfaVeNoReplicas is reported, not also "fewer than expected"."""
+    alerts = [
+        _alert(alertname="OfaVeNoReplicas", severity="critical", service="ofa-ve", test_id="t3"),
+        _alert(alertname="OfaVeReplicasMissing", severity="warning", service="ofa-ve", test_id="t3"),
+        _alert(alertname="OfaVeReplicasMissing", severity="warning", service="other", test_id="t3"),
+    ]
+    httpx.post(f"{alertmanager.url}/api/v2/alerts", json=alerts, timeout=10).raise_for_status()
+    got = _inhibited_by_service(alertmanager, "t3")
+    assert got == {
+        ("OfaVeNoReplicas", "ofa-ve"): False,
+        ("OfaVeReplicasMissing", "ofa-ve"): True,
+        ("OfaVeReplicasMissing", "other"): False,
+    }
+
+
+def _inhibited_by_service(am: Server, test_id: str) -> dict[tuple[str, str], bool]:
+    """(alertname, service) -> inhibited, once the muted alert shows as inhibited or after a bounded wait."""
+    deadline = time.monotonic() + INHIBIT_WAIT_S
+    while True:
+        reply = httpx.get(f"{am.url}/api/v2/alerts", params={"filter": f'test_id="{test_id}"'}, timeout=10)
+        reply.raise_for_status()
+        got = {
+            (a["labels"]["alertname"], a["labels"]["service"]): bool(a["status"]["inhibitedBy"])
+            for a in reply.json()
+        }
+        if got.get(("OfaVeReplicasMissing", "ofa-ve")) or time.monotonic() > deadline:
+            return got
+        time.sleep(0.2)

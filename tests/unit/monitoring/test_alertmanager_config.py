@@ -61,3 +61,12 @@ def test_critical_inhibits_warning_and_down_inhibits_latency_and_errors(config: 
     down = next(r for r in rules if r["source_matchers"] == ['alertname="ServiceDown"'])
     assert down["equal"] == ["service", "instance"]
     assert down["target_matchers"] == ['alertname=~"OfaVeHighLatency|OfaVeHighErrorRate"']
+
+
+def test_no_replicas_inhibits_replicas_missing_of_the_same_service(config: dict[str, Any]) -> None:
+    """OfaVeNoReplicas (critical, all gone) mutes OfaVeReplicasMissing (warning, some gone) of its service."""
+    assert {
+        "source_matchers": ['alertname="OfaVeNoReplicas"'],
+        "target_matchers": ['alertname="OfaVeReplicasMissing"'],
+        "equal": ["service"],
+    } in config["inhibit_rules"]

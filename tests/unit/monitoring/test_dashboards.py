@@ -93,15 +93,43 @@ def test_panel_ids_are_unique_and_panels_do_not_overlap(name: str) -> None:
         cells |= area
 
 
+# Overview panels about the service as a whole (one replica count per service): no instance filter.
+SERVICE_LEVEL_PANELS = {"Replicas up / expected"}
+
+
 def test_overview_has_instance_variable_and_every_query_filters_by_it() -> None:
-    """The overview's `instance` variable lists ofa-ve targets and every panel query uses it."""
+    """The overview's `instance` variable lists ofa-ve targets; all but service-level panels filter by it."""
     board = BOARDS["ofa-ve-overview.json"]
     (variable,) = board["templating"]["list"]
     assert variable["name"] == "instance" and variable["includeAll"] and variable["multi"]
     assert variable["query"]["query"] == 'label_values(up{job="ofa-ve"}, instance)'
+    titles = {panel["title"] for panel in _panels(board)}
+    assert titles >= SERVICE_LEVEL_PANELS
     for panel in _panels(board):
         for target in panel["targets"]:
-            assert '$instance"' in target["expr"], panel["title"]
+            if panel["title"] in SERVICE_LEVEL_PANELS:
+                assert "$instance" not in target["expr"], panel["title"]
+            else:
+                assert '$instance"' in target["expr"], panel["title"]
+
+
+def test_replica_panel_plots_the_recorded_series_the_alert_compares() -> None:
+    """Replicas up / expected draws the recorded up count, its 5-minute low point and the expected count."""
+    (panel,) = [p for p in _panels(BOARDS["ofa-ve-overview.json"]) if p["title"] == "Replicas up / expected"]
+    exprs = "\n".join(t["expr"] for t in panel["targets"])
+    assert "service:ofa_ve_replicas_up:count" in exprs
+    assert "min_over_time(service:ofa_ve_replicas_up:count[5m])" in exprs
+    assert "service:ofa_ve_replicas_expected:max" in exprs
+
+
+def test_model_state_panel_names_every_state() -> None:
+    """The model state stat maps its values to the names of ofa_ve_model_state's states."""
+    from ofa_ve.loading import MODEL_STATES
+
+    (panel,) = [p for p in _panels(BOARDS["ofa-ve-overview.json"]) if p["title"] == "Model state"]
+    (mapping,) = panel["fieldConfig"]["defaults"]["mappings"]
+    assert {option["text"] for option in mapping["options"].values()} == set(MODEL_STATES)
+    assert "ofa_ve_model_state" in panel["targets"][0]["expr"]
 
 
 @pytest.mark.parametrize(
@@ -111,12 +139,14 @@ def test_overview_has_instance_variable_and_every_query_filters_by_it() -> None:
             "ofa-ve-overview.json",
             ["by result", "P50 / P90 / P95 / P99", "error ratio", "Where the time goes", "In-flight", "Queue",
              "Rejected", "Batch size", "GPU memory", "GPU utilisation", "GPU temperature", "GPU power",
-             "Model ready", "Model load time", "heatmap"],
+             "Replicas up / expected", "Model state", "Model load time", "heatmap"],
         ),
         ("ofa-ve-slo.json", ["Availability: error budget remaining", "Availability: burn rate per window",
                              "Latency: error budget remaining", "Latency: burn rate per window"]),
         ("alert-pipeline.json", ["Alerts firing", "Notifications by integration", "Messages delivered",
-                                 "Delivery failures", "Outbox pending", "Dead letters"]),
+                                 "Delivery failures", "Outbox pending", "Dead letters", "Targets failing",
+                                 "Outbox writable", "Components up", "Task restarts", "Heartbeat forwards",
+                                 "Notification queue", "Config reloads"]),
     ],
 )  # fmt: skip
 def test_dashboards_show_what_the_issue_asks_for(name: str, wanted: list[str]) -> None:

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.promql import exposed_names, metric_names, substitute_grafana_variables
+from tests.support.promql import (
+    duration_seconds,
+    exposed_names,
+    metric_names,
+    range_seconds,
+    substitute_grafana_variables,
+)
 
 
 def test_metric_names_skips_functions_labels_keywords_and_numbers() -> None:
@@ -45,3 +51,23 @@ def test_exposed_names_expands_declared_families() -> None:
     assert {"a_total", "b_seconds_bucket", "b_seconds_sum", "b_seconds_count", "c", "d_untyped"} <= (
         exposed_names(text)
     )
+
+
+def test_duration_seconds_reads_prometheus_durations_and_refuses_others() -> None:
+    """`1h30m` is 5400 s, Go's `1h5m0s` too; a bare number or a unit Prometheus lacks is an error."""
+    assert duration_seconds("15m") == 900
+    assert duration_seconds("1h30m") == 5400
+    assert duration_seconds("1h5m0s") == 3900
+    for bad in ("", "15", "15 m", "1mo"):
+        with pytest.raises(ValueError, match="not a Prometheus duration"):
+            duration_seconds(bad)
+
+
+def test_range_seconds_finds_the_windows_of_one_metric() -> None:
+    """Only the named metric's ranges, with or without label matchers; a subquery is not a range."""
+    expr = (
+        'increase(a_total{x="1"}[15m]) > 0 and rate(a_total[5m])'
+        " or rate(b_a_total[1h]) or max_over_time(c[1h:])"
+    )
+    assert range_seconds(expr, "a_total") == [900, 300]
+    assert range_seconds(expr, "c") == []
