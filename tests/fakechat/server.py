@@ -19,7 +19,7 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
 RATE_CODES = {"dingtalk": 130101, "wecom": 45009, "feishu": 11232}
@@ -38,6 +38,10 @@ class FakeChat:
     messages: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[dict[str, Any]] = field(default_factory=list)
     faults: deque[dict[str, Any]] = field(default_factory=deque)
+    # channel -> fault applied to every request while set (an outage of hours, not a count of faults).
+    outages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Heartbeats received by the push-monitor endpoint: (time, token).
+    pings: list[tuple[float, str]] = field(default_factory=list)
     _sent: dict[str, deque[float]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -56,6 +60,8 @@ class FakeChat:
             self.messages.clear()
             self.rejected.clear()
             self.faults.clear()
+            self.outages.clear()
+            self.pings.clear()
             self._sent.clear()
 
     def texts(self, channel: str | None = None) -> list[str]:
@@ -64,8 +70,10 @@ class FakeChat:
             found = [m for m in self.messages if channel is None or m["channel"] == channel]
         return [message_text(m["body"]) for m in found]
 
-    def _next_fault(self) -> dict[str, Any] | None:
+    def _next_fault(self, channel: str) -> dict[str, Any] | None:
         with self.lock:
+            if channel in self.outages:
+                return dict(self.outages[channel])
             if not self.faults:
                 return None
             fault = self.faults[0]
@@ -124,7 +132,7 @@ def create_app(state: FakeChat) -> Starlette:
             body = await request.json()
         except ValueError:
             return _reply(channel, 40001 if channel != "feishu" else 9499, "invalid json")
-        fault = state._next_fault()
+        fault = state._next_fault(channel)
         if fault:
             if fault.get("delay"):
                 await asyncio.sleep(float(fault["delay"]))
@@ -203,6 +211,16 @@ def create_app(state: FakeChat) -> Starlette:
     async def healthy(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
+    async def ping(request: Request) -> PlainTextResponse:
+        # A push monitor (healthchecks.io, Uptime Kuma): any method, the token in the path.
+        with state.lock:
+            state.pings.append((time.time(), request.path_params["token"]))
+        return PlainTextResponse("OK")
+
+    async def get_pings(request: Request) -> JSONResponse:
+        with state.lock:
+            return JSONResponse({"pings": [{"at": at, "token": token} for at, token in state.pings]})
+
     return Starlette(
         routes=[
             Route("/robot/send", dingtalk, methods=["POST"]),
@@ -213,6 +231,8 @@ def create_app(state: FakeChat) -> Starlette:
             Route("/_fake/faults", post_faults, methods=["POST"]),
             Route("/_fake/config", post_config, methods=["POST"]),
             Route("/_fake/healthy", healthy, methods=["GET"]),
+            Route("/ping/{token}", ping, methods=["GET", "POST", "HEAD"]),
+            Route("/_fake/pings", get_pings, methods=["GET"]),
         ]
     )
 

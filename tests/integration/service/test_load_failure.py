@@ -13,7 +13,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.service.conftest import TINY_MODEL, Server, image_bytes, start_server, stop_server
+from tests.support.service import TINY_MODEL, Server, image_bytes, start_server, stop_server
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ from ofa_ve.model import OfaEntailmentModel
 from ofa_ve.settings import Settings
 from PIL import Image
 
-from tests.integration.service.conftest import ensure_tiny_model
+from tests.support.service import ensure_tiny_model
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.service.conftest import Server, image_bytes, start_server, stop_server
+from tests.support.service import Server, image_bytes, start_server, stop_server
 
 pytestmark = pytest.mark.integration
 

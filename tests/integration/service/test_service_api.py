@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.service.conftest import TINY_MODEL, Server, image_bytes
+from tests.support.service import TINY_MODEL, Server, image_bytes
 
 pytestmark = pytest.mark.integration
 

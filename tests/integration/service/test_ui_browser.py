@@ -9,8 +9,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.service.conftest import Server, image_bytes
 from tests.support.env import require_browser
+from tests.support.service import Server, image_bytes
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 

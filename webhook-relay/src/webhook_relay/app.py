@@ -24,6 +24,7 @@ from webhook_relay.selfcheck import StorageWatch
 from webhook_relay.sender import Sender
 from webhook_relay.supervise import Supervisor
 
+
 def create_app(
     config: RelayConfig,
     registry: CollectorRegistry,
@@ -32,7 +33,6 @@ def create_app(
     client: httpx.AsyncClient | None = None,
     run_sender: bool = True,
     clock: Callable[[], float] = time.time,
-    storage_check_interval: float = 5.0,
 ) -> FastAPI:
     """Build the relay app. Background tasks run in the app's lifespan when `run_sender` is true."""
     metrics = RelayMetrics(registry)
@@ -45,7 +45,7 @@ def create_app(
     supervisor.check("outbox_writer", lambda: outbox.writer_alive)
     metrics.watch_components(supervisor.components)
     storage = StorageWatch(
-        outbox, sender, metrics, config.alarm_targets(), clock, interval=storage_check_interval
+        outbox, sender, metrics, config.alarm_targets(), clock, interval=config.storage.check_interval_seconds
     )
     relay: Relay  # the health check below needs the finished context
 

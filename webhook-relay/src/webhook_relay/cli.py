@@ -15,11 +15,11 @@ from prometheus_client import CollectorRegistry
 
 from webhook_relay.alertmanager import Notification
 from webhook_relay.app import create_app
-from webhook_relay.routes.dead_letters import dead_letter_json
 from webhook_relay.config import ConfigError, RelayConfig, load_config
 from webhook_relay.logs import setup_logging
 from webhook_relay.outbox import Outbox, StorageError
 from webhook_relay.render import Renderer, RenderError
+from webhook_relay.routes.dead_letters import dead_letter_json
 from webhook_relay.sender import post_message
 from webhook_relay.settings import RelaySettings
 from webhook_relay.split import SplitError

@@ -274,6 +274,8 @@ class Server(_Strict):
 
 class Storage(_Strict):
     path: Path = Path("/var/lib/webhook-relay/outbox.db")
+    # How often the relay tries a durable test write: how soon a full disk is noticed and reported.
+    check_interval_seconds: float = Field(default=5.0, gt=0)
 
 
 class Delivery(_Strict):
