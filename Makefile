@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help venv tools docker browser test test-unit lint format dashboards check-monitoring tiny-model image-wheels test-stack bench up up-cpu down
+.PHONY: help venv tools docker browser test test-unit lint format dashboards check-monitoring tiny-model image-wheels test-stack drills bench up up-cpu down
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-17s %s\n", $$1, $$2}'
@@ -49,6 +49,9 @@ image-wheels: venv ## fill services/ofa-ve/wheels/ so the ofa-ve image builds wi
 
 test-stack: venv tools ## only the end-to-end container tests
 	$(PY) -m pytest tests/integration/stack tests/unit/stack $(PYTEST_ARGS)
+
+drills: venv tools ## only the incident drills (tests/drills, compressed time; -rP shows every transcript)
+	$(PY) -m pytest tests/drills -rP $(PYTEST_ARGS)
 
 bench: venv tools ## benchmarks: tables on stdout, JSON under bench/results/
 	$(PY) bench/ofa_ve_bench.py

@@ -227,20 +227,24 @@ def crash_loop(start_s: float, stop_s: float, *, up_s: float, down_s: float) -> 
 
 
 def replica_series(
-    instance: str, *, expected: int, end_s: float, gaps: Sequence[Gap] = ()
+    instance: str, *, expected: int, end_s: float, gaps: Sequence[Gap] = (), hung: Sequence[Gap] = ()
 ) -> tuple[Series, Series]:
     """`up` and `ofa_ve_expected_replicas` of one replica discovered through Docker's DNS.
 
     While the replica runs it is scraped (up 1, expected as configured). When it stops or restarts,
     DNS no longer returns it: Prometheus writes a stale marker at the next scrape and then has no
-    sample at all (no `up == 0`) until it is back.
+    sample at all (no `up == 0`) until it is back. A `hung` replica (its container runs, its process
+    answers nothing) stays in DNS: every scrape times out, `up` is 0, and its other series go stale.
     """
     times = scrape_times(end_s)
     up: list[Value] = []
     exp: list[Value] = []
     for t in times:
         gone = any(start <= t < back for start, back in gaps)
-        if not gone:
+        if any(start <= t < back for start, back in hung):
+            up.append(0.0)
+            exp.append(STALE if exp and exp[-1] not in (None, STALE) else None)
+        elif not gone:
             up.append(1.0)
             exp.append(float(expected))
         elif up and up[-1] not in (None, STALE):
@@ -257,14 +261,21 @@ def replica_series(
 
 
 def replicas_shape(
-    count: int, *, expected: int, end_s: float, gaps: dict[int, Sequence[Gap]] | None = None
+    count: int,
+    *,
+    expected: int,
+    end_s: float,
+    gaps: dict[int, Sequence[Gap]] | None = None,
+    hung: dict[int, Sequence[Gap]] | None = None,
 ) -> list[Series]:
-    """Series of `count` replicas 10.0.0.5:8000, 10.0.0.6:8000 ...; `gaps` by replica index."""
-    gaps = gaps or {}
+    """Series of `count` replicas 10.0.0.5:8000, 10.0.0.6:8000 ...; `gaps` and `hung` by replica index."""
+    gaps, hung = gaps or {}, hung or {}
     found: list[Series] = []
     for i in range(count):
         instance = f"10.0.0.{5 + i}:8000"
-        found.extend(replica_series(instance, expected=expected, end_s=end_s, gaps=gaps.get(i, ())))
+        found.extend(replica_series(
+            instance, expected=expected, end_s=end_s, gaps=gaps.get(i, ()), hung=hung.get(i, ())
+        ))
     return found
 
 

@@ -302,6 +302,23 @@ def test_replicas_missing_fires_for_a_vanished_replica_until_it_is_back(tmp_path
     _assert_passes(_promtool(tmp_path, rules_, series, expects, REPLICAS_END_S))
 
 
+def test_the_only_replica_hung_for_hours_stays_missing_until_it_answers(tmp_path: Path) -> None:
+    """The only replica hangs for 3 h (scrapes time out): ServiceDown and the replica warning hold all along.
+
+    Nothing exports the configured count while it hangs; the recorded count must not forget it.
+    """
+    end_s = LOST_AT_S + 3 * HOUR + HOUR
+    back_s = LOST_AT_S + 3 * HOUR
+    series = replicas_shape(1, expected=1, end_s=end_s, hung={0: [(LOST_AT_S, back_s)]})
+    wait, _ = _timing("OfaVeReplicasMissing")
+    expects = [
+        _missing(LOST_AT_S + wait, back_s + LOW_POINT_WINDOW_S, end_s),
+        _quiet("OfaVeNoReplicas", end_s),
+    ]
+    rules_ = [_rule(name) for name in ("OfaVeReplicasMissing", "OfaVeNoReplicas")]
+    _assert_passes(_promtool(tmp_path, rules_, series, expects, end_s))
+
+
 def test_replicas_missing_without_a_configured_count_forgets_after_an_hour(tmp_path: Path) -> None:
     """With OFA_VE_EXPECTED_REPLICAS unset the most replicas of the last hour are expected, for an hour."""
     series = replicas_shape(3, expected=0, end_s=REPLICAS_END_S, gaps={2: [(LOST_AT_S, REPLICAS_END_S + 1)]})

@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 COMPOSE_FILES = ["docker-compose.yml", "docker-compose.cpu.yml", "tests/integration/stack/compose.test.yml"]
 TINY_MODEL = ROOT / ".tiny-model"
+PING_TOKEN = f"e2e-{secrets.token_hex(8)}"
+RELAY_PUBLIC_URL = "http://relay.e2e.invalid:8080"
 
 
 def _ensure_tiny_model() -> Path:
@@ -61,6 +63,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "DINGTALK_ACCESS_TOKEN": secrets.token_hex(16),
         "DINGTALK_SECRET": "SEC" + secrets.token_hex(24),
         "WECOM_KEY": secrets.token_hex(16),
+        # The external dead-man's switch is the fake chat's push-monitor endpoint.
+        "HEARTBEAT_URL": f"http://fakechat:9000/ping/{PING_TOKEN}",
+        # Where a phone would open the runbook links; nothing listens there in the test.
+        "RELAY_PUBLIC_URL": RELAY_PUBLIC_URL,
     }
     env_file = work / "stack.env"
     _write_env_file(env_file, env)

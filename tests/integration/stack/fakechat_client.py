@@ -52,3 +52,9 @@ class FakeChatClient:
     def reset(self) -> None:
         """Forget messages and clear queued faults."""
         httpx.delete(f"{self.base_url}/_fake/messages", timeout=10).raise_for_status()
+
+    def pings(self, token: str) -> list[float]:
+        """Times the push-monitor endpoint `/ping/<token>` was called (the relay's heartbeat forward)."""
+        response = httpx.get(f"{self.base_url}/_fake/pings", timeout=10)
+        response.raise_for_status()
+        return [p["at"] for p in response.json()["pings"] if p["token"] == token]

@@ -14,6 +14,7 @@ import httpx
 import pytest
 import yaml
 
+from tests.integration.stack.conftest import PING_TOKEN, RELAY_PUBLIC_URL
 from tests.integration.stack.dashboards import DashboardCoverage, dashboard_queries, needs_gpu
 from tests.integration.stack.fakechat_client import ChatMessage, FakeChatClient
 from tests.integration.stack.stack import Stack, wait_for
@@ -30,6 +31,12 @@ pytestmark = [
 SERVICES = {"ofa-ve", "webhook-relay", "alertmanager", "prometheus", "fakechat"}
 JOBS = {"ofa-ve", "webhook-relay", "alertmanager", "prometheus"}
 RELAY_CONFIG = yaml.safe_load((ROOT / "webhook-relay" / "config.yml").read_text(encoding="utf-8"))
+
+
+def _alert_rules() -> set[str]:
+    from tests.support.promql import rules
+
+    return {rule["alert"] for rule in rules(ROOT) if "alert" in rule}
 CHANNEL_OF_TARGET = {name: target["kind"] for name, target in RELAY_CONFIG["targets"].items()}
 
 
@@ -76,18 +83,23 @@ def test_prometheus_scrapes_every_target(stack: Stack) -> None:
     assert {r["metric"]["service"] for r in stack.query("up == 1")} == JOBS
 
 
-def test_watchdog_reaches_both_chats(stack: Stack) -> None:
-    """The always-firing Watchdog goes Prometheus -> Alertmanager -> relay -> DingTalk (signed) and WeCom."""
-    channels = {CHANNEL_OF_TARGET[t] for t in RELAY_CONFIG["routes"]["watchdog"]["targets"]}
-    # The fake DingTalk robot answers a bad or missing signature with errcode 310000: nothing is recorded.
-    assert channels == {"dingtalk", "wecom"}
+def test_watchdog_feeds_the_external_heartbeat_and_posts_nothing(stack: Stack) -> None:
+    """Watchdog goes Prometheus -> Alertmanager -> relay -> the push monitor, never to a chat."""
+    assert RELAY_CONFIG["routes"]["watchdog"]["targets"] == []
     chat = _chat(stack)
+    pings = wait_for(lambda: len(chat.pings(PING_TOKEN)) >= 2, "two heartbeat pings at the push monitor",
+                     timeout=240)
+    assert pings
+    assert _with(chat.messages(), "Watchdog") == []
+    assert _relay_metric(stack, "webhook_relay_heartbeat_forwards_total", route="watchdog", result="ok") >= 2
 
-    def arrived() -> set[str]:
-        got = {m.channel for m in _with(chat.messages(), "Watchdog")}
-        return got if channels <= got else set()
 
-    wait_for(arrived, f"Watchdog at {sorted(channels)}", timeout=180)
+def test_the_relay_serves_the_runbook_every_alert_links_to(stack: Stack) -> None:
+    """GET /runbook on the relay renders runbook.md with one anchor per alert section."""
+    page = httpx.get(f"{stack.url('webhook-relay', 8080)}/runbook", timeout=10)
+    assert page.status_code == 200
+    for rule in _alert_rules():
+        assert f'id="{rule.lower()}"' in page.text, rule
 
 
 def _post_alerts(stack: Stack, names: list[str], summary: str) -> None:
@@ -148,6 +160,10 @@ def test_stopping_ofa_ve_fires_service_down_and_starting_resolves(
     # Every DingTalk request was signed: the fake refuses a bad signature with errcode 310000.
     assert [r for r in chat.rejected() if r.get("errcode") == 310000] == []
 
+    # Links are this deployment's: the runbook on the relay's public URL, Grafana under its root URL.
+    anchor = alertname.lower()
+    assert f"({RELAY_PUBLIC_URL}/runbook#{anchor})" in firing[0].text
+    assert "(http://localhost:3000/d/ofa-ve-overview" in firing[0].text
     stack.run("start", "ofa-ve")
     resolved = wait_for(lambda: dingtalk_titled("[RESOLVED"), "a resolved service-down message", timeout=240)
     assert resolved[0].title.endswith(alertname)

@@ -170,10 +170,18 @@ def test_replicas_missing_waits_longer_than_its_low_point_window() -> None:
     assert duration_seconds(rule["for"]) > window
 
 
-def test_task_restarting_waits_longer_than_its_window() -> None:
-    """WebhookRelayTaskRestarting's `for:` is longer than its window, so one restart never fires it."""
-    rule = _alert("WebhookRelayTaskRestarting")
-    (window,) = range_seconds(rule["expr"], "webhook_relay_task_restarts_total")
+@pytest.mark.parametrize(
+    ("alertname", "counter"),
+    [
+        ("WebhookRelayTaskRestarting", "webhook_relay_task_restarts_total"),
+        # Every Prometheus start or reload drops what it evaluates before re-discovering Alertmanager.
+        ("PrometheusNotificationQueueFull", "prometheus_notifications_dropped_total"),
+    ],
+)
+def test_one_off_events_cannot_fire_alerts_about_repeated_ones(alertname: str, counter: str) -> None:
+    """`for:` is longer than the counter's window, so a single event (a restart) never fires the alert."""
+    rule = _alert(alertname)
+    (window,) = range_seconds(rule["expr"], counter)
     assert duration_seconds(rule["for"]) > window
 
 

@@ -253,3 +253,18 @@ def test_runbook_not_configured_is_404(relay):
     web, *_ = relay()
     reply = web.get("/runbook")
     assert reply.status_code == 404 and "runbook_path" in reply.json()["error"]
+
+
+def test_links_of_the_relays_own_alarms_point_at_existing_runbook_sections(repo_root):
+    """HeartbeatMissing (stack config) and the outbox notice link to sections runbook.md has."""
+    from webhook_relay.config import parse_config
+    from webhook_relay.selfcheck import RUNBOOK_URL
+
+    from tests.support.monitoring import runbook_anchors
+
+    env = {"RELAY_AUTH_TOKEN": "t", "DINGTALK_ACCESS_TOKEN": "a", "WECOM_KEY": "k"}
+    stack = parse_config((repo_root / "webhook-relay" / "config.yml").read_text(encoding="utf-8"), env=env)
+    links = [RUNBOOK_URL, stack.routes["watchdog"].heartbeat.runbook_url]
+    for link in links:
+        path, _, anchor = link.partition("#")
+        assert path == "/runbook" and anchor in runbook_anchors(), link

@@ -45,7 +45,8 @@ def create_app(
     supervisor.check("outbox_writer", lambda: outbox.writer_alive)
     metrics.watch_components(supervisor.components)
     storage = StorageWatch(
-        outbox, sender, metrics, config.alarm_targets(), clock, interval=config.storage.check_interval_seconds
+        outbox, sender, metrics, config.alarm_targets(), clock,
+        interval=config.storage.check_interval_seconds, repeat_seconds=config.storage.notice_repeat_seconds,
     )
     relay: Relay  # the health check below needs the finished context
 

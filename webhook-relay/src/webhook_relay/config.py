@@ -276,6 +276,8 @@ class Storage(_Strict):
     path: Path = Path("/var/lib/webhook-relay/outbox.db")
     # How often the relay tries a durable test write: how soon a full disk is noticed and reported.
     check_interval_seconds: float = Field(default=5.0, gt=0)
+    # While the outbox stays unwritable, the direct notice to the chats is repeated this often.
+    notice_repeat_seconds: float = Field(default=3600.0, gt=0)
 
 
 class Delivery(_Strict):
