@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from typing import Any
@@ -139,7 +140,9 @@ def test_model_state_panel_names_every_state() -> None:
             "ofa-ve-overview.json",
             ["by result", "P50 / P90 / P95 / P99", "error ratio", "Where the time goes", "In-flight", "Queue",
              "Rejected", "Batch size", "GPU memory", "GPU utilisation", "GPU temperature", "GPU power",
-             "Replicas up / expected", "Model state", "Model load time", "heatmap"],
+             "Replicas up / expected", "Model state", "Model load time", "heatmap",
+             "Wait before the handler", "Event loop lag", "Admitted items / budget", "Admitted body bytes",
+             "GPU out of memory and batch splits", "Device faults", "Errors by type and cause"],
         ),
         ("ofa-ve-slo.json", ["Availability: error budget remaining", "Availability: burn rate per window",
                              "Latency: error budget remaining", "Latency: burn rate per window"]),
@@ -154,6 +157,17 @@ def test_dashboards_show_what_the_issue_asks_for(name: str, wanted: list[str]) -
     titles = _titles(BOARDS[name]).lower()
     missing = [w for w in wanted if w.lower() not in titles]
     assert not missing
+
+
+@pytest.mark.parametrize("title", ["Request latency P50 / P90 / P95 / P99", "P95 latency by endpoint",
+                                   "Stage latency P95"])
+def test_latency_panels_show_exemplars_of_the_scraped_histograms(title: str) -> None:
+    """The latency panels ask for exemplars and read the scraped buckets: a recorded series has none."""
+    (panel,) = [p for p in _panels(BOARDS["ofa-ve-overview.json"]) if p["title"] == title]
+    for target in panel["targets"]:
+        assert target["exemplar"] is True
+        scraped = re.search(r"rate\(ofa_ve_(request|stage)_duration_seconds_bucket\{", target["expr"])
+        assert scraped, target["expr"]
 
 
 def test_latency_heatmap_reads_histogram_buckets() -> None:
