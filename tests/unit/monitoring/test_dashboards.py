@@ -194,11 +194,18 @@ def test_slo_burn_rate_panels_cover_every_recorded_window() -> None:
 
 
 def test_grafana_provisioning_matches_the_dashboards() -> None:
-    """The provisioned datasource has the uid dashboards use; the provider loads the mounted folder."""
+    """The provisioned datasource has the uid dashboards use and the exemplar link to the request detail;
+    the provider loads the mounted folder."""
     datasources = yaml.safe_load((ROOT / "grafana/provisioning/datasources/prometheus.yml").read_text())
     (source,) = datasources["datasources"]
     assert source["uid"] == links().DATASOURCE["uid"] and source["type"] == "prometheus"
     assert source["url"] == "http://prometheus:9090"
+    (link,) = source["jsonData"]["exemplarTraceIdDestinations"]
+    # An exemplar's request_id opens ofa-ve's detail view; `$$` escapes Grafana's own env interpolation.
+    assert link == {"name": "request_id", "url": "${OFA_VE_PUBLIC_URL}/v1/requests/$${__value.raw}",
+                    "urlDisplayLabel": "Request detail"}
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    assert "OFA_VE_PUBLIC_URL" in compose["services"]["grafana"]["environment"]
     providers = yaml.safe_load((ROOT / "grafana/provisioning/dashboards/dashboards.yml").read_text())
     (provider,) = providers["providers"]
     assert provider["type"] == "file"
