@@ -68,6 +68,14 @@ def png_bytes(size: tuple[int, int] = (32, 24), fmt: str = "PNG") -> bytes:
     return buf.getvalue()
 
 
+@pytest.fixture(autouse=True)
+def heap_freezes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Records the engine's gc.freeze() calls instead of freezing the test process's heap."""
+    calls: list[int] = []
+    monkeypatch.setattr("ofa_ve.engine.freeze_heap", lambda: calls.append(1) or 0)
+    return calls
+
+
 @pytest.fixture
 def registry() -> CollectorRegistry:
     """A fresh registry per test."""

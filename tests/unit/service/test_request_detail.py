@@ -175,7 +175,8 @@ def test_a_miss_asks_the_peers_once(make_client: MakeClient) -> None:
 
     def fetch(url: str, timeout_s: float) -> dict[str, Any] | None:
         asked.append(url)
-        return {"request_id": "elsewhere", "replica": "replica-b"} if url.endswith("/elsewhere") else None
+        has_it = url.startswith("http://10.0.0.6:") and url.endswith("/elsewhere")
+        return {"request_id": "elsewhere", "replica": "replica-b"} if has_it else None
 
     peers = PeerLookup("ofa-ve.test", 8000, 1.0, fetch=fetch)
 

@@ -37,6 +37,7 @@ class MetricsEndpoint:
         if gzip_accepted(accept_encoding):
             output = gzip.compress(output)
             headers.append((b"content-encoding", b"gzip"))
+        headers.append((b"content-length", str(len(output)).encode("latin-1")))
         return output, headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

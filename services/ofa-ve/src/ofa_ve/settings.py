@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     max_body_bytes_in_flight: int = Field(
         128 * MIB, ge=1024, description="request body bytes held at once before 503 overloaded"
     )
+    gc_freeze: bool = Field(
+        True, description="once the model is loaded, exempt the objects alive then from garbage collection"
+    )
     fault_exit_delay_s: float = Field(
         20.0, ge=0, description="after a device fault, seconds until the process exits (one scrape sees it)"
     )
