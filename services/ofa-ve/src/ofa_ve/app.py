@@ -76,6 +76,8 @@ def create_app(
             yield {}
         finally:
             lag.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await lag
             engine.stop()
             metrics_endpoint.close()
             collector.close()
