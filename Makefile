@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help venv tools docker browser test test-unit lint format dashboards check-monitoring tiny-model image-wheels test-stack drills bench up up-cpu down
+.PHONY: help venv tools docker browser test test-unit lint format dashboards check-monitoring tiny-model image-wheels test-stack drills bench bench-stress gpus up up-cpu down
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-17s %s\n", $$1, $$2}'
@@ -56,6 +56,12 @@ drills: venv tools ## only the incident drills (tests/drills, compressed time; -
 bench: venv tools ## benchmarks: tables on stdout, JSON under bench/results/
 	$(PY) bench/ofa_ve_bench.py
 	$(PY) bench/relay_bench.py
+
+bench-stress: venv ## overload, body memory and scrape impact: this tree against BASELINE (default main), interleaved
+	$(PY) bench/ofa_ve_stress.py --baseline $(or $(BASELINE),main)
+
+gpus: ## docker-compose.gpus.yml: one ofa-ve replica pinned per GPU, e.g. make gpus GPUS="0 1 2 3"
+	$(PY) scripts/gen_gpu_compose.py $(GPUS) > docker-compose.gpus.yml
 
 up: ## the stack on a GPU host (needs .env)
 	docker compose up -d

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 # Alert thresholds from prometheus/alerts/*.alerts.yml, drawn as dashed lines on the panels.
 P95_LATENCY_ALERT_SECONDS = 2
+LOOP_LAG_ALERT_SECONDS = 0.1
 ERROR_RATIO_ALERT = 0.03
 GPU_MEMORY_ALERT_RATIO = 0.9
 GPU_TEMPERATURE_ALERT_CELSIUS = 85

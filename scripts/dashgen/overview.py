@@ -6,6 +6,7 @@ from dashgen.common import (
     ERROR_RATIO_ALERT,
     GPU_MEMORY_ALERT_RATIO,
     GPU_TEMPERATURE_ALERT_CELSIUS,
+    LOOP_LAG_ALERT_SECONDS,
     P95_LATENCY_ALERT_SECONDS,
     links,
 )
@@ -53,14 +54,18 @@ def _traffic(g: Grid) -> None:
 
 def _latency(g: Grid) -> None:
     g.row("Latency")
-    buckets = f"sum by (le) (instance_le:ofa_ve_request_duration_seconds_bucket:rate5m{{{SEL}}})"
+    # The raw buckets, not the recorded 5-minute rate: exemplars live on the scraped series only.
+    buckets = f"sum by (le) (rate(ofa_ve_request_duration_seconds_bucket{{{SEL}}}[$__rate_interval]))"
     g.add(
         timeseries(
             "Request latency P50 / P90 / P95 / P99",
             [(f"histogram_quantile({q}, {buckets})", f"p{q[2:]}") for q in ("0.5", "0.9", "0.95", "0.99")],
             "s",
-            description="Over the selected replicas. Dashed line: OfaVeHighLatency threshold on P95.",
+            description="Over the selected replicas, from the moment the server read each request. Dashed "
+            "line: OfaVeHighLatency threshold on P95. Points are exemplars (slow, failed and sampled "
+            "requests): open one to see that request at /v1/requests/{id}.",
             thresholds=[(None, "green"), (P95_LATENCY_ALERT_SECONDS, "red")],
+            exemplars=True,
         )
     )
     g.add(
@@ -82,6 +87,8 @@ def _latency(g: Grid) -> None:
                 )
             ],
             "s",
+            description="Points are exemplars: one request each, linked to its detail.",
+            exemplars=True,
         )
     )
     g.add(
@@ -99,12 +106,50 @@ def _latency(g: Grid) -> None:
             "Stage latency P95",
             [
                 (
-                    "max by (stage) (instance_stage_quantile:ofa_ve_stage_duration_seconds:histogram_quantile"
-                    f'{{quantile="0.95", {SEL}}})',
+                    "histogram_quantile(0.95, sum by (stage, le) "
+                    f"(rate(ofa_ve_stage_duration_seconds_bucket{{{SEL}}}[$__rate_interval])))",
                     "{{stage}}",
                 )
             ],
             "s",
+            description="Points are exemplars: a request whose stage landed in that bucket, linked to its "
+            "detail (for inference and postprocess, the first request of the batch).",
+            exemplars=True,
+        ),
+        width=12,
+    )
+    g.add(
+        timeseries(
+            "Wait before the handler P95 / P99",
+            [
+                (
+                    f"histogram_quantile({q}, sum by (le) "
+                    f"(rate(ofa_ve_request_wait_seconds_bucket{{{SEL}}}[$__rate_interval])))",
+                    f"p{q[2:]}",
+                )
+                for q in ("0.95", "0.99")
+            ],
+            "s",
+            description="From the server reading a request to its handler starting: the event loop's "
+            "backlog, part of the latency above and of Server-Timing's total, invisible to every stage.",
+        ),
+        width=12,
+    )
+    g.add(
+        timeseries(
+            "Event loop lag P50 / P99",
+            [
+                (
+                    "max by (quantile) (instance_quantile:ofa_ve_event_loop_lag_seconds:histogram_quantile"
+                    f"{{{SEL}}})",
+                    "p{{quantile}}",
+                )
+            ],
+            "s",
+            description="How late the event loop ran, over time (a stall weighs by its length). Every "
+            "request, 503 and scrape waits this long first. Dashed line: OfaVeEventLoopLagging threshold "
+            "on P99.",
+            thresholds=[(None, "green"), (LOOP_LAG_ALERT_SECONDS, "red")],
         ),
         width=12,
     )
@@ -112,6 +157,31 @@ def _latency(g: Grid) -> None:
 
 def _load(g: Grid) -> None:
     g.row("Load and queue")
+    g.add(
+        timeseries(
+            "Admitted items / budget",
+            [
+                (f"sum by (instance) (ofa_ve_admitted_items{{{SEL}}})", "{{instance}} admitted"),
+                (f"sum by (instance) (ofa_ve_admission_limit_items{{{SEL}}})", "{{instance}} budget"),
+            ],
+            "short",
+            description="Items decoding, queued or running, against OFA_VE_MAX_IN_FLIGHT. At the budget, new "
+            "requests get 503 overloaded at once, before their body is read.",
+        ),
+        width=12,
+    )
+    g.add(
+        timeseries(
+            "Admitted body bytes / budget",
+            [
+                (f"sum by (instance) (ofa_ve_admitted_body_bytes{{{SEL}}})", "{{instance}} held"),
+                (f"sum by (instance) (ofa_ve_admission_limit_body_bytes{{{SEL}}})", "{{instance}} budget"),
+            ],
+            "bytes",
+            description="Request bodies held in memory against OFA_VE_MAX_BODY_BYTES_IN_FLIGHT.",
+        ),
+        width=12,
+    )
     g.add(
         timeseries(
             "In-flight requests",
@@ -141,9 +211,16 @@ def _load(g: Grid) -> None:
     )
     g.add(
         timeseries(
-            "Errors by type",
-            [(f"sum by (type) (rate(ofa_ve_errors_total{{{SEL}}}[$__rate_interval]))", "{{type}}")],
+            "Errors by type and cause",
+            [
+                (
+                    f"sum by (type, cause) (rate(ofa_ve_errors_total{{{SEL}}}[$__rate_interval])) > 0",
+                    "{{type}} {{cause}}",
+                )
+            ],
             "reqps",
+            description="Error codes; for unexpected failures (inference_failed, internal_error, "
+            "device_fault) also the exception class.",
         ),
         width=6,
     )
@@ -250,6 +327,29 @@ def _gpu(g: Grid) -> None:
     )
     g.add(
         timeseries(
+            "GPU out of memory and batch splits",
+            [
+                (
+                    f"sum by (instance) (rate(ofa_ve_gpu_oom_total{{{SEL}}}[$__rate_interval]))",
+                    "{{instance}} OOM",
+                ),
+                (
+                    f"sum by (instance) (rate(ofa_ve_batch_splits_total{{{SEL}}}[$__rate_interval]))",
+                    "{{instance}} batch splits",
+                ),
+                (
+                    f'sum by (instance) (rate(ofa_ve_errors_total{{type="gpu_out_of_memory", {SEL}}}'
+                    "[$__rate_interval]))",
+                    "{{instance}} items failed",
+                ),
+            ],
+            "ops",
+            description="Forward passes out of GPU memory, the batch splits that retried them, and the items "
+            "that did not fit even alone (OfaVeGpuOutOfMemory).",
+        )
+    )
+    g.add(
+        timeseries(
             "PyTorch memory allocated / reserved",
             [
                 (f"ofa_ve_torch_memory_allocated_bytes{{{SEL}}}", "{{instance}} {{device}} allocated"),
@@ -306,7 +406,7 @@ def _model(g: Grid) -> None:
             description="0 on CPU-only replicas: GPU panels stay empty there.",
             thresholds=[(None, "orange"), (1, "green")],
         ),
-        width=8,
+        width=6,
         height=5,
     )
     g.add(
@@ -316,7 +416,20 @@ def _model(g: Grid) -> None:
             "s",
             decimals=1,
         ),
-        width=8,
+        width=6,
+        height=5,
+    )
+    g.add(
+        stat(
+            "Device faults in range",
+            [(f"sum(increase(ofa_ve_device_faults_total{{{SEL}}}[$__range]))", "faults")],
+            "short",
+            description="Unrecoverable accelerator faults; each took its replica out for a restart "
+            "(OfaVeDeviceFault).",
+            thresholds=[(None, "green"), (1, "red")],
+            decimals=0,
+        ),
+        width=6,
         height=5,
     )
     g.add(
@@ -327,7 +440,7 @@ def _model(g: Grid) -> None:
             thresholds=[(None, "green"), (1, "red")],
             decimals=0,
         ),
-        width=8,
+        width=6,
         height=5,
     )
     g.add(

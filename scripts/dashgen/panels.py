@@ -15,9 +15,15 @@ from dashgen.links import DATASOURCE
 GRID_WIDTH = 24
 
 
-def target(expr: str, legend: str = "", *, ref: str = "A", instant: bool = False, fmt: str = "") -> dict:
-    """One Prometheus query of a panel."""
+def target(
+    expr: str, legend: str = "", *, ref: str = "A", instant: bool = False, fmt: str = "",
+    exemplar: bool = False,
+) -> dict:
+    """One Prometheus query of a panel; `exemplar` also fetches the exemplars of the series it reads (the
+    request ids that link to /v1/requests/{id} through the datasource's exemplar link)."""
     out: dict[str, Any] = {"refId": ref, "datasource": DATASOURCE, "expr": expr, "legendFormat": legend}
+    if exemplar:
+        out["exemplar"] = True
     if instant:
         out["instant"] = True
         out["range"] = False
@@ -28,8 +34,11 @@ def target(expr: str, legend: str = "", *, ref: str = "A", instant: bool = False
     return out
 
 
-def _targets(queries: list[tuple[str, str]]) -> list[dict]:
-    return [target(expr, legend, ref=chr(ord("A") + i)) for i, (expr, legend) in enumerate(queries)]
+def _targets(queries: list[tuple[str, str]], exemplar: bool = False) -> list[dict]:
+    return [
+        target(expr, legend, ref=chr(ord("A") + i), exemplar=exemplar)
+        for i, (expr, legend) in enumerate(queries)
+    ]
 
 
 def _thresholds(steps: list[tuple[float | None, str]]) -> dict:
@@ -60,8 +69,10 @@ def timeseries(
     minimum: float | None = 0,
     maximum: float | None = None,
     thresholds: list[tuple[float | None, str]] | None = None,
+    exemplars: bool = False,
 ) -> dict:
-    """A time series panel; `thresholds` are drawn as dashed lines (alert levels)."""
+    """A time series panel; `thresholds` are drawn as dashed lines (alert levels); `exemplars` draws the
+    queries' exemplars as points, each linking to its request."""
     defaults: dict[str, Any] = {
         "unit": unit,
         "custom": {
@@ -82,7 +93,7 @@ def timeseries(
         "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
         "tooltip": {"mode": "multi", "sort": "desc"},
     }
-    return _panel("timeseries", title, description, _targets(queries), defaults, options)
+    return _panel("timeseries", title, description, _targets(queries, exemplars), defaults, options)
 
 
 def stat(

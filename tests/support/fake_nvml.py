@@ -8,7 +8,14 @@ from typing import Any
 
 
 class NVMLError(Exception):
-    """Base error, like pynvml.NVMLError."""
+    """Base error, like pynvml.NVMLError (whose `value` is NVML's return code)."""
+
+    def __init__(self, message: str = "", value: int = 999) -> None:
+        super().__init__(message)
+        self.value = value
+
+
+NVML_ERROR_FUNCTION_NOT_FOUND = 13
 
 
 class NVMLError_LibraryNotFound(NVMLError):
@@ -45,6 +52,10 @@ class FakeNvml:
         self.library_missing = library_missing
         self.init_calls = 0
         self.shutdown_calls = 0
+        # nvmlDeviceGetTemperatureV: False = the module has no such function (older nvidia-ml-py),
+        # True = it works, "missing" = the module has it but the driver does not (Function Not Found).
+        self.versioned_temperature: bool | str = False
+        self.temperature_calls: list[str] = []
 
     def nvmlInit(self) -> None:
         self.init_calls += 1
@@ -81,8 +92,23 @@ class FakeNvml:
         return SimpleNamespace(gpu=gpu.utilization_percent, memory=10)
 
     def nvmlDeviceGetTemperature(self, gpu: FakeGpu, sensor: int) -> int:
+        self.temperature_calls.append("legacy")
         self._check(gpu, "temperature")
         return gpu.temperature_c
+
+    @property
+    def nvmlDeviceGetTemperatureV(self) -> Any:
+        if self.versioned_temperature is False:
+            raise AttributeError("nvmlDeviceGetTemperatureV")
+
+        def versioned(gpu: FakeGpu, sensor: int) -> int:
+            self.temperature_calls.append("V")
+            if self.versioned_temperature == "missing":
+                raise NVMLError("Function Not Found", NVML_ERROR_FUNCTION_NOT_FOUND)
+            self._check(gpu, "temperature")
+            return gpu.temperature_c
+
+        return versioned
 
     def nvmlDeviceGetPowerUsage(self, gpu: FakeGpu) -> int:
         self._check(gpu, "power")
@@ -116,6 +142,10 @@ class _FakeCuda:
 
     def memory_reserved(self, index: int) -> int:
         return self._reserved
+
+    def get_device_properties(self, index: int) -> Any:
+        # torch's uuid prints without NVML's "GPU-" prefix.
+        return SimpleNamespace(uuid=f"{index:08d}-1111-2222-3333-444444444444")
 
 
 def make_fake_torch(device_count: int = 1, allocated: int = 512 * 1024**2, reserved: int = 1024**3) -> Any:

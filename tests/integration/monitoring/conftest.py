@@ -102,7 +102,7 @@ def _wait_for_alertmanager(prometheus: Server) -> None:
     pytest.fail(f"Prometheus did not discover its Alertmanager within {START_TIMEOUT_S}s")
 
 
-def start_prometheus(work: Path, config: dict) -> Server:
+def start_prometheus(work: Path, config: dict, extra_args: tuple[str, ...] = ()) -> Server:
     """Prometheus on a free port with `config` (the bundle's rule files added) and an empty TSDB."""
     config = {**config, "rule_files": [str(p) for p in rule_files(ROOT)]}
     (work / "prometheus.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
@@ -113,6 +113,7 @@ def start_prometheus(work: Path, config: dict) -> Server:
             f"--config.file={work / 'prometheus.yml'}",
             f"--storage.tsdb.path={work / 'data'}",
             f"--web.listen-address=127.0.0.1:{port}",
+            *extra_args,
         ],
         f"http://127.0.0.1:{port}",
         work / "prometheus.log",

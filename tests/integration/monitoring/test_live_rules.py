@@ -23,7 +23,7 @@ from tests.support.fake_nvml import make_fake_nvml, make_fake_torch
 pytestmark = pytest.mark.integration
 
 WAIT_S = 90
-FAST_S, SLOW_S, INFERENCE_S = 0.3, 1.5, 0.2
+FAST_S, SLOW_S, INFERENCE_S, LAG_S = 0.3, 1.5, 0.2, 0.2
 
 
 @dataclass
@@ -67,7 +67,8 @@ def _values(prometheus: Server, expr: str) -> list[float]:
 
 
 def test_recording_rules_compute_from_real_exposition(live: Live) -> None:
-    """Half the requests slow and failing gives SLO ratios near 0.5, a P50 between the two, a stage mean."""
+    """Half the requests slow and failing gives SLO ratios near 0.5, a P50 between the two, a stage mean;
+    a steady 200 ms loop lag gives a lag P99 in its bucket."""
     checks = {
         'service:ofa_ve_slo_latency_errors:ratio_rate5m{service="ofa-ve"}': (0.3, 0.7),
         'service:ofa_ve_slo_availability_errors:ratio_rate5m{service="ofa-ve"}': (0.3, 0.7),
@@ -75,6 +76,7 @@ def test_recording_rules_compute_from_real_exposition(live: Live) -> None:
         'instance_quantile:ofa_ve_request_duration_seconds:histogram_quantile{quantile="0.5"}': (0.25, 1.5),
         'instance_stage:ofa_ve_stage_duration_seconds:mean5m{stage="inference"}': (0.19, 0.21),
         "instance_gpu:ofa_ve_gpu_memory:ratio": (2 / 24 - 0.001, 2 / 24 + 0.001),
+        'instance_quantile:ofa_ve_event_loop_lag_seconds:histogram_quantile{quantile="0.99"}': (0.1, 0.25),
     }
     deadline = time.monotonic() + WAIT_S
     values: dict[str, list[float]] = {}
@@ -82,6 +84,7 @@ def test_recording_rules_compute_from_real_exposition(live: Live) -> None:
         live.metrics.record_request("entailment", 200, FAST_S)
         live.metrics.record_request("entailment", 500, SLOW_S)
         live.metrics.observe_stage("inference", INFERENCE_S)
+        live.metrics.loop_lag.observe(LAG_S)
         values = {expr: _values(live.prometheus, expr) for expr in checks}
         if all(len(v) == 1 and not math.isnan(v[0]) for v in values.values()):
             break

@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 from ofa_ve.model import OfaEntailmentModel
 from ofa_ve.settings import Settings
 from PIL import Image
@@ -42,6 +43,23 @@ def test_batch_equals_single_items_and_modelscope(model: OfaEntailmentModel) -> 
         assert from_batch.label == alone.label == reference.label
         assert from_batch.score == pytest.approx(alone.score, abs=1e-5)
         assert from_batch.score == pytest.approx(reference.score, abs=1e-5)
+
+
+def test_half_precision_reference_path_takes_float32_images(model: OfaEntailmentModel) -> None:
+    """In float16, ModelScope's own path (reference()) used to feed its float32 images into half weights
+    and fail; with use_half() it answers, and agrees with our batched path."""
+    half = OfaEntailmentModel(Settings(model=str(ensure_tiny_model()), device="cpu", torch_threads=1))
+    half.use_half()
+    image, text, premise = _pairs()[0]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "To copy construct from a tensor", UserWarning)
+        reference = half.reference(image, text, premise)
+    batched = half.postprocess(half.infer(half.collate([half.prepare(image, text, premise)])))[0]
+    full = model.postprocess(model.infer(model.collate([model.prepare(image, text, premise)])))[0]
+    assert reference.label == batched.label
+    assert reference.score == pytest.approx(batched.score, abs=1e-3)
+    assert batched.score == pytest.approx(full.score, abs=2e-2)  # half precision, same answer
+    assert next(half.ofa.model.parameters()).dtype == torch.float16
 
 
 def test_description_of_a_local_model(model: OfaEntailmentModel) -> None:

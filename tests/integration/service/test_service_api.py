@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from PIL import Image
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.service import TINY_MODEL, Server, image_bytes
@@ -123,6 +124,10 @@ BAD: list[tuple[str, str, dict[str, Any], int, str]] = [
      {"content": b'{"text": ', "headers": {"content-type": "application/json"}}, 400, "malformed_json"),
     ("malformed base64", "/v1/entailment", {"json": {"image_base64": "!!notbase64!!", "text": "x"}},
      400, "invalid_base64"),
+    # Valid JSON, a valid Python str, but not UTF-8: the BART tokenizer raised UnicodeEncodeError (a 500).
+    ("lone surrogate", "/v1/entailment",
+     {"content": b'{"image_base64": "' + _b64(image_bytes()).encode() + b'", "text": "a \\ud800 b"}',
+      "headers": {"content-type": "application/json"}}, 422, "unencodable_text"),
     ("missing image", "/v1/entailment", {"data": {"text": "x"}, "files": {"nope": ("n", b"1")}},
      422, "invalid_request"),
     ("missing text", "/v1/entailment", {"files": {"image": ("x.png", image_bytes(), "image/png")}},
@@ -147,7 +152,7 @@ def test_bad_input_gets_a_clear_4xx(
     assert r.json()["request_id"] == r.headers["x-request-id"]
     after = _samples(service)
     errors = "ofa_ve_errors_total"
-    assert _value(after, errors, type=code) == _value(before, errors, type=code) + 1
+    assert _value(after, errors, type=code, cause="") == _value(before, errors, type=code, cause="") + 1
     labels = {"endpoint": endpoint, "status_code": str(status), "result": "client_error"}
     requests = "ofa_ve_requests_total"
     assert _value(after, requests, **labels) == _value(before, requests, **labels) + 1
@@ -206,6 +211,38 @@ def test_ui_honours_the_callers_request_id(service: Server) -> None:
     lines = [json.loads(line) for line in service.log_text().splitlines() if line.startswith("{")]
     mine = [line for line in lines if line.get("request_id") == "itest-ui-0042"]
     assert mine and mine[-1]["endpoint"] == "ui" and mine[-1]["status_code"] == 200
+
+
+def test_server_timing_matches_the_answers_timings(service: Server) -> None:
+    """Server-Timing carries the wait, read and every stage of the answer, inside the total."""
+    r = httpx.post(f"{service.url}/v1/entailment", json={"image_base64": _b64(image_bytes()), "text": "x"},
+                   timeout=30)
+    assert r.status_code == 200
+    timing = {name: float(ms) for name, ms in
+              (part.strip().split(";dur=") for part in r.headers["server-timing"].split(","))}
+    for stage, ms in r.json()["timings_ms"].items():
+        assert timing[stage] == pytest.approx(ms, abs=0.002)
+    assert timing["total"] >= timing["wait"] + timing["read"] + timing["decode"]
+
+
+def test_every_exemplar_opens_its_request_detail(service: Server) -> None:
+    """OpenMetrics exposition carries request-id exemplars; each one opens at /v1/requests/{id}."""
+    for i in range(3):
+        httpx.post(f"{service.url}/v1/entailment", json={"image_base64": _b64(image_bytes()), "text": "x"},
+                   headers={"X-Request-ID": f"itest-ex-{i}"}, timeout=30)
+    text = httpx.get(f"{service.url}/metrics", headers={"accept": "application/openmetrics-text"}).text
+    exemplars = {s.exemplar.labels["request_id"]
+                 for f in openmetrics_families(text) for s in f.samples
+                 if s.exemplar is not None and s.name in {"ofa_ve_request_duration_seconds_bucket",
+                                                          "ofa_ve_stage_duration_seconds_bucket"}}
+    assert exemplars
+    for request_id in exemplars:
+        detail = httpx.get(f"{service.url}/v1/requests/{request_id}", timeout=10)
+        assert detail.status_code == 200, request_id
+        record = detail.json()
+        assert record["request_id"] == request_id
+        if record["status_code"] == 200:  # some exemplars name the bad-input requests of other tests
+            assert record["items"][0]["image_pixels"] > 0
 
 
 def test_openapi_is_served(service: Server) -> None:

@@ -6,6 +6,7 @@ bound for the asynchronous effect it checks (scrapes, rule evaluations, notifica
 
 from __future__ import annotations
 
+import base64
 import time
 import uuid
 from datetime import UTC, datetime
@@ -18,7 +19,7 @@ from tests.integration.stack.conftest import PING_TOKEN, RELAY_PUBLIC_URL
 from tests.integration.stack.dashboards import DashboardCoverage, dashboard_queries, needs_gpu
 from tests.integration.stack.fakechat_client import ChatMessage, FakeChatClient
 from tests.integration.stack.stack import Stack, wait_for
-from tests.integration.stack.traffic import drive_traffic
+from tests.integration.stack.traffic import drive_traffic, png_image
 from tests.support.env import ROOT
 
 pytestmark = [
@@ -193,10 +194,63 @@ def test_dashboard_queries_return_data_after_real_traffic(stack: Stack, coverage
     assert missing == [], "dashboard queries that never returned data:\n" + "\n".join(missing)
 
 
+def _kept_request(base_url: str, request_id: str) -> httpx.Response:
+    """A request the service keeps in its request log whatever the sampling: a 4xx (blank text)."""
+    image = base64.b64encode(png_image(48, (10, 200, 30))).decode()
+    return httpx.post(f"{base_url}/v1/entailment", json={"image_base64": image, "text": "   "},
+                      headers={"X-Request-ID": request_id}, timeout=30)
+
+
+def test_an_exemplar_read_back_from_prometheus_opens_its_request_detail(stack: Stack) -> None:
+    """A kept request's id is an exemplar of the latency histogram: Prometheus (exemplar storage on) returns
+    it from query_exemplars, and the service's /v1/requests/{id} shows that request; its answer carried
+    Server-Timing."""
+    base = stack.url("ofa-ve", 8000)
+    request_id = f"e2e-exemplar-{uuid.uuid4().hex[:12]}"
+    answer = _kept_request(base, request_id)
+    assert answer.status_code == 422, answer.text
+    assert "total;dur=" in answer.headers["server-timing"]
+
+    def exemplar_ids() -> set[str]:
+        now = time.time()
+        reply = httpx.get(f"{stack.url('prometheus', 9090)}/api/v1/query_exemplars", timeout=15, params={
+            "query": 'ofa_ve_request_duration_seconds_bucket{job="ofa-ve", endpoint="entailment"}',
+            "start": now - 600, "end": now + 5,
+        }).json()
+        ids = {e["labels"].get("request_id", "") for series in reply["data"] for e in series["exemplars"]}
+        return ids if request_id in ids else set()
+
+    wait_for(exemplar_ids, "the request's exemplar in Prometheus", timeout=60)
+    detail = httpx.get(f"{base}/v1/requests/{request_id}", timeout=10)
+    assert detail.status_code == 200, detail.text
+    record = detail.json()
+    assert (record["endpoint"], record["status_code"], record["error"]["code"]) == ("entailment", 422,
+                                                                                  "empty_text")
+    assert "client_error" in record["kept_as"]
+    assert record["replica"]
+    page = httpx.get(f"{base}/v1/requests/{request_id}", headers={"accept": "text/html"}, timeout=10)
+    assert page.headers["content-type"].startswith("text/html") and request_id in page.text
+
+
 def test_scaled_ofa_ve_replicas_are_each_scraped(stack: Stack) -> None:
     """`--scale ofa-ve=3` starts two more replicas, which Prometheus finds through DNS and scrapes."""
     stack.run("up", "--detach", "--wait", "--no-recreate", "--scale", "ofa-ve=3", "ofa-ve", timeout=400)
     wait_for(lambda: len(stack.query('up{job="ofa-ve"} == 1')) == 3, "three ofa-ve targets up", timeout=60)
+
+
+def test_request_detail_is_found_through_any_replica(stack: Stack) -> None:
+    """With three replicas, a request kept by one of them is shown by each (a replica that does not have
+    it asks the others, found through the same DNS name Prometheus discovers)."""
+    addresses = [stack.run("port", "--index", str(i), "ofa-ve", "8000").strip() for i in (1, 2, 3)]
+    assert len(set(addresses)) == 3, addresses
+    request_id = f"e2e-peers-{uuid.uuid4().hex[:12]}"
+    assert _kept_request(f"http://{addresses[0]}", request_id).status_code == 422
+    replicas = set()
+    for address in addresses:
+        detail = httpx.get(f"http://{address}/v1/requests/{request_id}", timeout=15)
+        assert detail.status_code == 200, (address, detail.text)
+        replicas.add(detail.json()["replica"])
+    assert len(replicas) == 1  # the one replica that served it, whichever was asked
 
 
 def test_prometheus_data_survives_a_prometheus_restart(stack: Stack) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from typing import Any
@@ -139,7 +140,9 @@ def test_model_state_panel_names_every_state() -> None:
             "ofa-ve-overview.json",
             ["by result", "P50 / P90 / P95 / P99", "error ratio", "Where the time goes", "In-flight", "Queue",
              "Rejected", "Batch size", "GPU memory", "GPU utilisation", "GPU temperature", "GPU power",
-             "Replicas up / expected", "Model state", "Model load time", "heatmap"],
+             "Replicas up / expected", "Model state", "Model load time", "heatmap",
+             "Wait before the handler", "Event loop lag", "Admitted items / budget", "Admitted body bytes",
+             "GPU out of memory and batch splits", "Device faults", "Errors by type and cause"],
         ),
         ("ofa-ve-slo.json", ["Availability: error budget remaining", "Availability: burn rate per window",
                              "Latency: error budget remaining", "Latency: burn rate per window"]),
@@ -154,6 +157,17 @@ def test_dashboards_show_what_the_issue_asks_for(name: str, wanted: list[str]) -
     titles = _titles(BOARDS[name]).lower()
     missing = [w for w in wanted if w.lower() not in titles]
     assert not missing
+
+
+@pytest.mark.parametrize("title", ["Request latency P50 / P90 / P95 / P99", "P95 latency by endpoint",
+                                   "Stage latency P95"])
+def test_latency_panels_show_exemplars_of_the_scraped_histograms(title: str) -> None:
+    """The latency panels ask for exemplars and read the scraped buckets: a recorded series has none."""
+    (panel,) = [p for p in _panels(BOARDS["ofa-ve-overview.json"]) if p["title"] == title]
+    for target in panel["targets"]:
+        assert target["exemplar"] is True
+        scraped = re.search(r"rate\(ofa_ve_(request|stage)_duration_seconds_bucket\{", target["expr"])
+        assert scraped, target["expr"]
 
 
 def test_latency_heatmap_reads_histogram_buckets() -> None:
@@ -180,11 +194,18 @@ def test_slo_burn_rate_panels_cover_every_recorded_window() -> None:
 
 
 def test_grafana_provisioning_matches_the_dashboards() -> None:
-    """The provisioned datasource has the uid dashboards use; the provider loads the mounted folder."""
+    """The provisioned datasource has the uid dashboards use and the exemplar link to the request detail;
+    the provider loads the mounted folder."""
     datasources = yaml.safe_load((ROOT / "grafana/provisioning/datasources/prometheus.yml").read_text())
     (source,) = datasources["datasources"]
     assert source["uid"] == links().DATASOURCE["uid"] and source["type"] == "prometheus"
     assert source["url"] == "http://prometheus:9090"
+    (link,) = source["jsonData"]["exemplarTraceIdDestinations"]
+    # An exemplar's request_id opens ofa-ve's detail view; `$$` escapes Grafana's own env interpolation.
+    assert link == {"name": "request_id", "url": "${OFA_VE_PUBLIC_URL}/v1/requests/$${__value.raw}",
+                    "urlDisplayLabel": "Request detail"}
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    assert "OFA_VE_PUBLIC_URL" in compose["services"]["grafana"]["environment"]
     providers = yaml.safe_load((ROOT / "grafana/provisioning/dashboards/dashboards.yml").read_text())
     (provider,) = providers["providers"]
     assert provider["type"] == "file"

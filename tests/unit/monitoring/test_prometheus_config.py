@@ -68,3 +68,10 @@ def test_remote_write_is_documented_but_off() -> None:
     text = (PROMETHEUS_DIR / "prometheus.yml").read_text(encoding="utf-8")
     assert "# remote_write:" in text
     assert "remote_write" not in yaml.safe_load(text)
+
+
+def test_exemplar_storage_is_sized_and_switched_on_in_compose(config: dict[str, Any]) -> None:
+    """prometheus.yml sizes the exemplar ring and compose starts Prometheus with exemplar storage on."""
+    assert config["storage"]["exemplars"]["max_exemplars"] >= 10_000
+    compose = yaml.safe_load((PROMETHEUS_DIR.parent / "docker-compose.yml").read_text(encoding="utf-8"))
+    assert "--enable-feature=exemplar-storage" in compose["services"]["prometheus"]["command"]

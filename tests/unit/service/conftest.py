@@ -20,13 +20,22 @@ from prometheus_client import CollectorRegistry
 
 
 class FakeModel:
-    """Answers YES when the sentence contains 'yes', else NO; `gate` holds every forward pass."""
+    """Answers YES when the sentence contains 'yes', else NO; `gate` holds every forward pass.
 
-    def __init__(self, gate: threading.Event | None = None, fail_infer: bool = False) -> None:
+    `fail(batch)` may return an exception for a forward pass to raise (torch's real OutOfMemoryError,
+    AcceleratorError, ...); `fail_infer` raises a plain RuntimeError on every pass.
+    """
+
+    def __init__(
+        self, gate: threading.Event | None = None, fail_infer: bool = False,
+        fail: Callable[[list[Any]], BaseException | None] | None = None,
+    ) -> None:
         self.description = ModelDescription("fake/model", "local", "cpu", "float32")
         self.gate = gate
         self.fail_infer = fail_infer
+        self.fail = fail
         self.batches: list[int] = []
+        self.attempts: list[int] = []
         self.entered = threading.Event()
 
     def prepare(self, image: Image.Image, text: str, premise: str | None) -> Any:
@@ -39,8 +48,12 @@ class FakeModel:
         self.entered.set()
         if self.gate is not None:
             self.gate.wait(10)
+        self.attempts.append(len(batch))
         if self.fail_infer:
-            raise RuntimeError("CUDA out of memory")
+            raise RuntimeError("the model broke")
+        failure = self.fail(batch) if self.fail is not None else None
+        if failure is not None:
+            raise failure
         self.batches.append(len(batch))
         return batch
 
@@ -55,6 +68,14 @@ def png_bytes(size: tuple[int, int] = (32, 24), fmt: str = "PNG") -> bytes:
     return buf.getvalue()
 
 
+@pytest.fixture(autouse=True)
+def heap_freezes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Records the engine's gc.freeze() calls instead of freezing the test process's heap."""
+    calls: list[int] = []
+    monkeypatch.setattr("ofa_ve.engine.freeze_heap", lambda: calls.append(1) or 0)
+    return calls
+
+
 @pytest.fixture
 def registry() -> CollectorRegistry:
     """A fresh registry per test."""
@@ -63,16 +84,20 @@ def registry() -> CollectorRegistry:
 
 @pytest.fixture
 def make_client(registry: CollectorRegistry) -> Iterator[Callable[..., TestClient]]:
-    """Factory: a started TestClient over create_app with a fake model; kwargs override Settings."""
+    """Factory: a started TestClient over create_app with a fake model; kwargs override Settings,
+    `engine_kwargs` / `app_kwargs` go to Engine / create_app."""
     clients: list[TestClient] = []
 
-    def make(model: Any = None, wait: bool = True, factory: Any = None, **overrides: Any) -> TestClient:
+    def make(model: Any = None, wait: bool = True, factory: Any = None, engine_kwargs: Any = None,
+             app_kwargs: Any = None, **overrides: Any) -> TestClient:
         values: dict[str, Any] = {"model": "fake/model", "enable_ui": False, "max_wait_ms": 0, **overrides}
         settings = Settings(**values)
-        metrics = ServiceMetrics(registry)
+        metrics = ServiceMetrics(registry, exemplar_interval_s=settings.exemplar_interval_s)
         chosen = model if model is not None else FakeModel()
-        engine = Engine(settings, metrics, model_factory=factory or (lambda _s: chosen))
-        app = create_app(settings, registry, engine, gpu_collector=GpuCollector(nvml=None))
+        engine = Engine(settings, metrics, model_factory=factory or (lambda _s: chosen),
+                        **(engine_kwargs or {}))
+        app = create_app(settings, registry, engine, gpu_collector=GpuCollector(nvml=None),
+                         **(app_kwargs or {}))
         client = TestClient(app, raise_server_exceptions=False)
         client.__enter__()
         clients.append(client)

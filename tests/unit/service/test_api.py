@@ -83,7 +83,7 @@ def test_bad_input_is_a_named_4xx(
     r = client.post("/v1/entailment", **kwargs)
     assert r.status_code == status, r.text
     assert r.json()["error"]["code"] == code
-    assert registry.get_sample_value("ofa_ve_errors_total", {"type": code}) == 1
+    assert registry.get_sample_value("ofa_ve_errors_total", {"type": code, "cause": ""}) == 1
     assert _requests(registry, "entailment", status, "client_error") == 1
     ok = client.post("/v1/entailment", json={"image_base64": _b64(png_bytes()), "text": "yes"})
     assert ok.status_code == 200  # the service stays healthy
@@ -122,7 +122,7 @@ def test_batch_per_item_results_and_errors(make_client: MakeClient, registry: Co
     assert results[1]["error"]["code"] == "invalid_base64"
     assert results[2]["label"] == "NO"
     assert results[3]["error"]["code"] == "invalid_request"
-    assert registry.get_sample_value("ofa_ve_errors_total", {"type": "invalid_base64"}) == 1
+    assert registry.get_sample_value("ofa_ve_errors_total", {"type": "invalid_base64", "cause": ""}) == 1
     assert _requests(registry, "batch", 200, "success") == 1
 
 
@@ -182,32 +182,64 @@ def test_load_failure_is_reported_and_process_stays_up(
     assert r.status_code == 503 and "failed to load" in r.json()["error"]["message"]
 
 
-def test_queue_full_is_503_at_once(make_client: MakeClient, registry: CollectorRegistry) -> None:
-    """With the worker busy and the queue full, a new request is refused with 503 queue_full."""
+def _fill(client: TestClient, model: FakeModel, body: dict[str, Any], pool: ThreadPoolExecutor,
+          queued: int) -> list[Any]:
+    """One request in the (gated) model and `queued` more waiting in the queue."""
+    engine = client.app.state.engine
+    futures = [pool.submit(client.post, "/v1/entailment", json=body)]
+    assert model.entered.wait(10)
+    futures += [pool.submit(client.post, "/v1/entailment", json=body) for _ in range(queued)]
+    for _ in range(500):
+        if engine._batcher.depth() == queued:
+            break
+        threading.Event().wait(0.01)
+    return futures
+
+
+def test_past_the_admission_budget_is_503_overloaded_at_once(
+    make_client: MakeClient, registry: CollectorRegistry
+) -> None:
+    """With the budget taken (one item running, one queued), a new request gets 503 overloaded at once."""
     gate = threading.Event()
     model = FakeModel(gate=gate)
-    client = make_client(model=model, queue_capacity=1, max_batch_size=1, warmup=False)
-    engine = client.app.state.engine
+    client = make_client(model=model, max_in_flight=2, max_batch_size=1, warmup=False)
     body = {"image_base64": _b64(png_bytes()), "text": "yes"}
     with ThreadPoolExecutor(2) as pool:
         try:
-            in_model = pool.submit(client.post, "/v1/entailment", json=body)
-            assert model.entered.wait(10)
-            queued = pool.submit(client.post, "/v1/entailment", json=body)
-            for _ in range(500):
-                if engine._batcher.depth() == 1:
-                    break
-                threading.Event().wait(0.01)
+            admitted = _fill(client, model, body, pool, queued=1)
+            assert registry.get_sample_value("ofa_ve_admitted_items") == 2
             refused = client.post("/v1/entailment", json=body)
         finally:
             gate.set()
-        statuses = [in_model.result(10).status_code, queued.result(10).status_code]
+        statuses = [f.result(10).status_code for f in admitted]
     assert refused.status_code == 503
     assert refused.headers["retry-after"] == "1"
-    assert refused.json()["error"]["code"] == "queue_full"
+    assert refused.json()["error"]["code"] == "overloaded"
+    assert statuses == [200, 200]
+    assert registry.get_sample_value("ofa_ve_rejected_total", {"reason": "overloaded"}) == 1
+    assert registry.get_sample_value("ofa_ve_admission_limit_items") == 2
+    assert registry.get_sample_value("ofa_ve_admitted_items") == 0
+    assert _requests(registry, "entailment", 503, "server_error") == 1
+
+
+def test_queue_full_stays_a_503_when_the_budget_exceeds_the_queue(
+    make_client: MakeClient, registry: CollectorRegistry
+) -> None:
+    """A budget larger than the queue lets the queue fill: the overflow is still refused, queue_full."""
+    gate = threading.Event()
+    model = FakeModel(gate=gate)
+    client = make_client(model=model, queue_capacity=1, max_in_flight=3, max_batch_size=1, warmup=False)
+    body = {"image_base64": _b64(png_bytes()), "text": "yes"}
+    with ThreadPoolExecutor(2) as pool:
+        try:
+            admitted = _fill(client, model, body, pool, queued=1)
+            refused = client.post("/v1/entailment", json=body)
+        finally:
+            gate.set()
+        statuses = [f.result(10).status_code for f in admitted]
+    assert (refused.status_code, refused.json()["error"]["code"]) == (503, "queue_full")
     assert statuses == [200, 200]
     assert registry.get_sample_value("ofa_ve_rejected_total", {"reason": "queue_full"}) == 1
-    assert _requests(registry, "entailment", 503, "server_error") == 1
 
 
 def test_deadline_is_504(make_client: MakeClient, registry: CollectorRegistry) -> None:

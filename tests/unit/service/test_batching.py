@@ -8,8 +8,15 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
-from ofa_ve.batching import Completed, MicroBatcher
-from ofa_ve.errors import DeadlineExceededError, InferenceError, NotReadyError, QueueFullError
+from ofa_ve.batching import BatchInfo, Completed, MicroBatcher
+from ofa_ve.errors import (
+    ClientError,
+    DeadlineExceededError,
+    DeviceFaultError,
+    InferenceError,
+    NotReadyError,
+    QueueFullError,
+)
 from ofa_ve.metrics import ServiceMetrics
 from prometheus_client import CollectorRegistry
 
@@ -22,11 +29,13 @@ class Recorder:
         self.gate.set()
         self.entered = threading.Event()
         self.sizes: list[int] = []
+        self.infos: list[BatchInfo] = []
 
-    def __call__(self, payloads: Sequence[Any]) -> list[Any]:
+    def __call__(self, payloads: Sequence[Any], info: BatchInfo) -> list[Any]:
         self.entered.set()
         self.gate.wait(10)
         self.sizes.append(len(payloads))
+        self.infos.append(info)
         return [p * 2 for p in payloads]
 
 
@@ -137,17 +146,58 @@ def test_model_failure_fails_the_batch_not_the_worker(stoppers: list[MicroBatche
     """An exception in run_batch becomes InferenceError on each item, and the worker keeps serving."""
     calls = {"n": 0}
 
-    def flaky(payloads: Sequence[Any]) -> list[Any]:
+    def flaky(payloads: Sequence[Any], info: BatchInfo) -> list[Any]:
         calls["n"] += 1
         if calls["n"] == 1:
-            raise RuntimeError("boom")
+            raise KeyError("boom")
         return list(payloads)
 
     b = _batcher(flaky, stoppers)
     b.start()
-    with pytest.raises(InferenceError):
+    with pytest.raises(InferenceError) as failed:
         b.submit(1, _far()).result(5)
+    assert failed.value.cause == "KeyError"
     assert b.submit(7, _far()).result(5).value == 7
+
+
+def test_a_named_failure_reaches_every_item_unchanged(stoppers: list[MicroBatcher]) -> None:
+    """A ServiceError raised by run_batch (a device fault) is what each item of the batch gets."""
+
+    def faulty(payloads: Sequence[Any], info: BatchInfo) -> list[Any]:
+        raise DeviceFaultError("accelerator fault: AcceleratorError", cause="AcceleratorError")
+
+    b = _batcher(faulty, stoppers, max_wait_s=0.5)
+    futures = [b.submit(i, _far()) for i in range(2)]
+    b.start()
+    for future in futures:
+        with pytest.raises(DeviceFaultError):
+            future.result(5)
+
+
+def test_an_exception_in_place_of_a_result_fails_that_item_alone(stoppers: list[MicroBatcher]) -> None:
+    """run_batch may return an exception for one item: that item fails, its batch mates succeed."""
+
+    def partial(payloads: Sequence[Any], info: BatchInfo) -> list[Any]:
+        return [ClientError("bad", code="corrupt_image") if p == 2 else p for p in payloads]
+
+    b = _batcher(partial, stoppers, max_wait_s=0.5)
+    futures = [b.submit(i, _far()) for i in (1, 2, 3)]
+    b.start()
+    assert futures[0].result(5).value == 1
+    with pytest.raises(ClientError):
+        futures[1].result(5)
+    assert futures[2].result(5).value == 3
+
+
+def test_batches_are_numbered_and_carry_their_items_contexts(stoppers: list[MicroBatcher]) -> None:
+    """Each batch gets the next id, which its items' results carry, and run_batch sees their contexts."""
+    run = Recorder()
+    b = _batcher(run, stoppers, max_wait_s=0.5)
+    first = [b.submit(i, _far(), context=f"ctx-{i}") for i in range(2)]
+    b.start()
+    assert [f.result(5).batch_id for f in first] == [1, 1]
+    assert b.submit(5, _far(), context="ctx-5").result(5).batch_id == 2
+    assert [(i.batch_id, i.contexts) for i in run.infos] == [(1, ("ctx-0", "ctx-1")), (2, ("ctx-5",))]
 
 
 def test_stop_fails_queued_items(stoppers: list[MicroBatcher]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -268,3 +269,27 @@ def test_status_while_failed_counts_down_to_the_retry(registry: CollectorRegistr
     assert (first.state, first.error, first.failed_attempts) == ("failed", "OSError: GPU busy", 1)
     assert first.retry_in_s is not None and second.retry_in_s is not None
     assert 29 < second.retry_in_s < first.retry_in_s <= 30
+
+
+def test_the_heap_is_frozen_once_the_model_is_ready(make_client: Any, heap_freezes: list[int]) -> None:
+    """With gc_freeze on (the default), the engine freezes the heap once the model is loaded."""
+    make_client()
+    assert heap_freezes == [1]
+
+
+def test_the_heap_is_left_alone_when_asked(make_client: Any, heap_freezes: list[int]) -> None:
+    """OFA_VE_GC_FREEZE=false keeps the collector's default behaviour."""
+    make_client(gc_freeze=False)
+    assert heap_freezes == []
+
+
+def test_freeze_heap_exempts_what_is_alive_from_collection(monkeypatch: pytest.MonkeyPatch) -> None:
+    """freeze_heap moves the live objects to the permanent generation (undone here for the test process)."""
+    monkeypatch.undo()  # the autouse stand-in
+    from ofa_ve.engine import freeze_heap
+
+    try:
+        assert freeze_heap() > 1000
+        assert gc.get_freeze_count() > 1000
+    finally:
+        gc.unfreeze()

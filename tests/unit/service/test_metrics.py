@@ -51,8 +51,8 @@ def test_rejections_are_errors_too(metrics: ServiceMetrics) -> None:
     metrics.record_error("corrupt_image")
     get = metrics.registry.get_sample_value
     assert get("ofa_ve_rejected_total", {"reason": "queue_full"}) == 1
-    assert get("ofa_ve_errors_total", {"type": "queue_full"}) == 1
-    assert get("ofa_ve_errors_total", {"type": "corrupt_image"}) == 1
+    assert get("ofa_ve_errors_total", {"type": "queue_full", "cause": ""}) == 1
+    assert get("ofa_ve_errors_total", {"type": "corrupt_image", "cause": ""}) == 1
     assert get("ofa_ve_rejected_total", {"reason": "not_ready"}) == 0
 
 
@@ -61,7 +61,7 @@ def test_known_label_values_start_at_zero(metrics: ServiceMetrics) -> None:
     get = metrics.registry.get_sample_value
     for reason in ("queue_full", "deadline_exceeded", "not_ready"):
         assert get("ofa_ve_rejected_total", {"reason": reason}) == 0
-    assert get("ofa_ve_errors_total", {"type": "image_too_many_pixels"}) == 0
+    assert get("ofa_ve_errors_total", {"type": "image_too_many_pixels", "cause": ""}) == 0
 
 
 def test_build_info_and_process_metrics(metrics: ServiceMetrics) -> None:

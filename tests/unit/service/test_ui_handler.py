@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from ofa_ve.api import Tracker
 from ofa_ve.engine import Engine
 from ofa_ve.logging_setup import RequestIdFilter
 from ofa_ve.metrics import ServiceMetrics
@@ -25,12 +26,12 @@ def handler() -> UiHandler:
     engine = Engine(settings, metrics, model_factory=lambda _s: FakeModel())
     engine.start()
     assert engine.wait_loaded(10)
-    yield UiHandler(settings, metrics, EntailmentService(settings, metrics, engine))
+    yield UiHandler(settings, Tracker(settings, metrics), EntailmentService(settings, metrics, engine))
     engine.stop()
 
 
 def _count(handler: UiHandler, status: str, result: str) -> float:
-    value = handler.metrics.registry.get_sample_value(
+    value = handler.tracker.metrics.registry.get_sample_value(
         "ofa_ve_requests_total", {"endpoint": "ui", "status_code": status, "result": result})
     return value or 0.0
 
@@ -51,8 +52,9 @@ def test_bad_upload_shows_the_error_and_counts_a_client_error(handler: UiHandler
     assert (label, score) == ("", None)
     assert error.startswith("unsupported_image_type")
     assert _count(handler, "415", "client_error") == 1
-    registry = handler.metrics.registry
-    assert registry.get_sample_value("ofa_ve_errors_total", {"type": "unsupported_image_type"}) == 1
+    registry = handler.tracker.metrics.registry
+    labels = {"type": "unsupported_image_type", "cause": ""}
+    assert registry.get_sample_value("ofa_ve_errors_total", labels) == 1
 
 
 def test_missing_image_and_oversize_upload(handler: UiHandler, tmp_path: Path) -> None:
@@ -71,7 +73,7 @@ def test_request_id_is_the_callers_when_well_formed(
     image = tmp_path / "a.png"
     image.write_bytes(png_bytes())
     caplog.handler.addFilter(RequestIdFilter())  # what the service's log setup installs
-    with caplog.at_level("INFO", logger="ofa_ve.ui"):
+    with caplog.at_level("INFO", logger="ofa_ve.api"):
         asyncio.run(handler(str(image), "yes", "", "ui-caller-7"))
         asyncio.run(handler(str(image), "yes", "", "bad id\nwith newline"))
     ids = [r.request_id for r in caplog.records if r.getMessage() == "request finished"]

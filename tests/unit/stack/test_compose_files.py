@@ -122,6 +122,11 @@ def test_gpu_is_reserved_and_the_cpu_override_removes_the_reservation() -> None:
     assert cpu["environment"]["OFA_VE_DEVICE"] == "cpu"
 
 
+def test_replicas_find_each_other_for_request_details() -> None:
+    """Every replica is told the DNS name that resolves to all replicas (the name Prometheus discovers)."""
+    assert SERVICES["ofa-ve"]["environment"]["OFA_VE_PEER_DNS"] == "ofa-ve"
+
+
 def test_the_replica_count_and_the_expected_count_come_from_one_variable() -> None:
     """The replicas compose starts are the replicas the alert expects: both read OFA_VE_REPLICAS."""
     ofa = SERVICES["ofa-ve"]

@@ -1,50 +1,30 @@
-"""The application factory: FastAPI app with API routes, /metrics, request ids and (optionally) the UI."""
+"""The application factory: FastAPI app with API routes, /metrics, request context and (optionally) the UI."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import FastAPI
-from prometheus_client import CollectorRegistry, make_asgi_app
+from prometheus_client import CollectorRegistry
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ofa_ve import __version__, api
+from ofa_ve.api import Tracker
+from ofa_ve.detail import build_detail_router
 from ofa_ve.engine import Engine
 from ofa_ve.gpu import GpuCollector, load_nvml
-from ofa_ve.logging_setup import accept_request_id, request_id_var
+from ofa_ve.looplag import LoopLagMonitor
 from ofa_ve.metrics import ServiceMetrics
+from ofa_ve.metrics_endpoint import MetricsEndpoint
+from ofa_ve.middleware import RequestContextMiddleware
+from ofa_ve.peers import PeerLookup
+from ofa_ve.requestlog import RequestLog
 from ofa_ve.service import EntailmentService
 from ofa_ve.settings import Settings
-
-
-class RequestIdMiddleware:
-    """Honours a well-formed X-Request-ID (or generates one), exposes it to logs and echoes it back."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        given = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), "")
-        request_id = accept_request_id(given)
-        token = request_id_var.set(request_id)
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"]
-                headers.append((b"x-request-id", request_id.encode("latin-1")))
-                message = {**message, "headers": headers}
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            request_id_var.reset(token)
 
 
 class _AsgiEndpoint:
@@ -68,24 +48,39 @@ def create_app(
     engine: Engine | None = None,
     *,
     gpu_collector: GpuCollector | None = None,
+    on_device_fault: Callable[[str], None] | None = None,
+    peers: PeerLookup | None = None,
 ) -> FastAPI:
-    """Builds the service. `engine` (built on a ServiceMetrics of the same registry) replaces the real one."""
+    """Builds the service. `engine` (built on a ServiceMetrics of the same registry) replaces the real one;
+    `on_device_fault` is called once if the accelerator fails for good (the entrypoint exits then)."""
     if engine is None:
-        metrics = ServiceMetrics(registry)
-        engine = Engine(settings, metrics)
+        metrics = ServiceMetrics(registry, exemplar_interval_s=settings.exemplar_interval_s)
+        engine = Engine(settings, metrics, on_device_fault=on_device_fault)
     else:
         metrics = engine.metrics
     metrics.expected_replicas.set(settings.expected_replicas)
-    registry.register(gpu_collector if gpu_collector is not None else _default_gpu_collector())
+    collector = gpu_collector if gpu_collector is not None else _default_gpu_collector()
+    registry.register(collector)
     service = EntailmentService(settings, metrics, engine)
+    request_log = RequestLog(settings.request_log_size, settings.slow_request_s, settings.replica)
+    tracker = Tracker(settings, metrics, request_log)
+    if peers is None and settings.peer_dns:
+        peers = PeerLookup(settings.peer_dns, settings.port, settings.peer_timeout_s)
+    metrics_endpoint = MetricsEndpoint(registry)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
         engine.start()
+        lag = asyncio.create_task(LoopLagMonitor(metrics.loop_lag).run(), name="loop-lag")
         try:
             yield {}
         finally:
+            lag.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await lag
             engine.stop()
+            metrics_endpoint.close()
+            collector.close()
 
     app = FastAPI(
         title="OFA-VE visual entailment",
@@ -95,13 +90,17 @@ def create_app(
     )
     app.state.engine = engine
     app.state.metrics = metrics
-    api.install(app, settings, metrics, service)
-    metrics_endpoint = _AsgiEndpoint(make_asgi_app(registry))
+    app.state.service = service
+    app.state.request_log = request_log
+    api.install(app, settings, metrics, service, tracker)
+    app.include_router(build_detail_router(request_log, peers))
     for path in ("/metrics", "/metrics/"):
-        app.router.routes.append(Route(path, metrics_endpoint, methods=["GET"], include_in_schema=False))
+        app.router.routes.append(
+            Route(path, _AsgiEndpoint(metrics_endpoint), methods=["GET"], include_in_schema=False)
+        )
     if settings.enable_ui:
         from ofa_ve.ui import mount_ui
 
-        mount_ui(app, settings, metrics, service)
-    app.add_middleware(RequestIdMiddleware)
+        mount_ui(app, settings, tracker, service)
+    app.add_middleware(RequestContextMiddleware)
     return app

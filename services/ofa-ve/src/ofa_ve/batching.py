@@ -1,7 +1,8 @@
 """A bounded queue drained by one worker thread that coalesces items into micro-batches.
 
 Callers get a `concurrent.futures.Future`; a full queue is refused at once (QueueFullError) so memory
-stays bounded, and items whose deadline passed while queued are failed without running.
+stays bounded, and items whose deadline passed while queued are failed without running. `run_batch`
+may return an exception in place of one item's result: that item alone fails.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from ofa_ve.errors import DeadlineExceededError, InferenceError, NotReadyError, QueueFullError
+from ofa_ve.errors import DeadlineExceededError, InferenceError, NotReadyError, QueueFullError, ServiceError
 from ofa_ve.metrics import ServiceMetrics
 
 log = logging.getLogger(__name__)
@@ -23,26 +24,38 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Completed:
-    """What a job's future resolves to: the model's result and the time the job spent queued."""
+    """What a job's future resolves to: the model's result, the time the job spent queued, and the id
+    of the batch it ran in."""
 
     value: Any
     queue_s: float
+    batch_id: int = 0
+
+
+@dataclass(frozen=True)
+class BatchInfo:
+    """What `run_batch` learns besides the payloads: the batch's id and each item's request context."""
+
+    batch_id: int
+    contexts: tuple[Any, ...]
 
 
 @dataclass
 class _Job:
     payload: Any
     deadline: float
+    context: Any = None
     enqueued: float = field(default_factory=time.monotonic)
     future: Future = field(default_factory=Future)
 
 
 class MicroBatcher:
-    """One worker per device: `run_batch(payloads) -> results` is called with 1..max_batch_size items."""
+    """One worker per device: `run_batch(payloads, info) -> results` is called with 1..max_batch_size
+    items."""
 
     def __init__(
         self,
-        run_batch: Callable[[Sequence[Any]], Sequence[Any]],
+        run_batch: Callable[[Sequence[Any], BatchInfo], Sequence[Any]],
         *,
         max_batch_size: int,
         max_wait_s: float,
@@ -62,6 +75,7 @@ class MicroBatcher:
         # How many items are on their way (being decoded/preprocessed); None: unknown, always wait.
         self._incoming = incoming
         self._stopping = threading.Event()
+        self._batches = 0  # ids of the batches run so far (only the worker thread writes it)
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         if metrics is not None:
             metrics.queue_capacity.set(capacity)
@@ -89,9 +103,10 @@ class MicroBatcher:
     def free_slots(self) -> int:
         return max(0, self.capacity - self._queue.qsize())
 
-    def submit(self, payload: Any, deadline: float) -> Future:
-        """Queues one item; raises QueueFullError at once when there is no room."""
-        job = _Job(payload=payload, deadline=deadline)
+    def submit(self, payload: Any, deadline: float, context: Any = None) -> Future:
+        """Queues one item (`context`: its request's, handed to run_batch); raises QueueFullError at once
+        when there is no room."""
+        job = _Job(payload=payload, deadline=deadline, context=context)
         try:
             self._queue.put_nowait(job)
         except queue.Full:
@@ -134,20 +149,33 @@ class MicroBatcher:
                 continue
             queued = now - job.enqueued
             if self._metrics is not None:
-                self._metrics.observe_stage("queue", queued)
+                self._metrics.observe_stage("queue", queued, job.context)
             live.append((job, queued))
         if not live:
             return
+        self._batches += 1
+        info = BatchInfo(self._batches, tuple(job.context for job, _ in live))
         if self._metrics is not None:
             self._metrics.batch_size.observe(len(live))
         try:
-            results = self._run_batch([job.payload for job, _ in live])
+            results = self._run_batch([job.payload for job, _ in live], info)
             if len(results) != len(live):
                 raise RuntimeError(f"run_batch returned {len(results)} results for {len(live)} items")
-        except Exception as exc:
-            log.exception("inference failed on a batch of %d", len(live))
+        except ServiceError as exc:  # already named by run_batch (device fault, ...)
+            log.error("batch %d of %d failed: %s", info.batch_id, len(live), exc.code,
+                      extra={"error_type": exc.code, "cause": exc.cause})
             for job, _ in live:
-                job.future.set_exception(InferenceError(f"inference failed: {type(exc).__name__}"))
+                job.future.set_exception(exc)
+            return
+        except Exception as exc:
+            cause = type(exc).__name__
+            log.exception("inference failed on batch %d of %d", info.batch_id, len(live),
+                          extra={"error_type": "inference_failed", "cause": cause})
+            for job, _ in live:
+                job.future.set_exception(InferenceError(f"inference failed: {cause}", cause=cause))
             return
         for (job, queued), result in zip(live, results, strict=True):
-            job.future.set_result(Completed(value=result, queue_s=queued))
+            if isinstance(result, BaseException):
+                job.future.set_exception(result)
+            else:
+                job.future.set_result(Completed(value=result, queue_s=queued, batch_id=info.batch_id))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import importlib
 import logging
 import threading
 import time
@@ -14,12 +15,14 @@ from typing import Any, Protocol
 import numpy as np
 from PIL import Image
 
-from ofa_ve.batching import MicroBatcher
-from ofa_ve.errors import NotReadyError
+from ofa_ve import accel
+from ofa_ve.batching import BatchInfo, MicroBatcher
+from ofa_ve.errors import ClientError, DeviceFaultError, InferenceError, NotReadyError, ServiceError
 from ofa_ve.loading import load_retry_delay
 from ofa_ve.metrics import ServiceMetrics
 from ofa_ve.model import ModelDescription, OfaEntailmentModel, Prediction
 from ofa_ve.settings import Settings
+from ofa_ve.splitting import run_splitting
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +60,26 @@ class LoadStatus:
     retry_in_s: float | None  # seconds until the next attempt while failed, else None
 
 
+def _import_torch() -> Any:
+    try:
+        return importlib.import_module("torch")
+    except ImportError:  # pragma: no cover - torch is a dependency; without it nothing is an OOM
+        return None
+
+
+def freeze_heap() -> int:
+    """Moves every object alive now out of the garbage collector's reach; returns how many.
+
+    After the model load the process holds ~600k long-lived objects (torch, ModelScope, transformers).
+    Every full (generation 2) collection walked all of them, stopping every thread for ~300 ms: under
+    load that was the event loop's longest stall, a 503 waiting a third of a second. Frozen, they are
+    skipped; objects made later (requests) are collected as before.
+    """
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
+
+
 def describe_error(exc: BaseException, limit: int = ERROR_TEXT_LIMIT) -> str:
     """`ExceptionClass: message`, cut to `limit` characters (ModelScope errors can embed whole configs)."""
     text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
@@ -65,17 +88,29 @@ def describe_error(exc: BaseException, limit: int = ERROR_TEXT_LIMIT) -> str:
 
 class Engine:
     """Loads the model in a background thread, retrying failed loads with exponential backoff;
-    serves `prepare` + `submit` once warmed up."""
+    serves `prepare` + `submit` once warmed up.
+
+    A forward pass that runs out of GPU memory is split in halves and retried (splitting.py). An
+    unrecoverable accelerator fault marks the replica failed for good (not ready, every queued item
+    fails with device_fault) and calls `on_device_fault`, which makes the process exit so that its
+    restart policy brings up a fresh CUDA context.
+    """
 
     def __init__(
         self,
         settings: Settings,
         metrics: ServiceMetrics,
         model_factory: Callable[[Settings], EntailmentModel] = OfaEntailmentModel,
+        *,
+        on_device_fault: Callable[[str], None] | None = None,
+        torch_module: Any = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
         self._factory = model_factory
+        self._on_device_fault = on_device_fault
+        self._torch = torch_module  # imported on first need: only failures and OOM handling use it
+        self.fault: str | None = None  # set once, by the worker, on an unrecoverable device fault
         self._model: EntailmentModel | None = None
         self._batcher: MicroBatcher | None = None
         # Guards the lifecycle fields below (the loader writes them, request handlers read them); a
@@ -102,7 +137,7 @@ class Engine:
         """The lifecycle state, last error, failed attempts and time to the next retry, read together."""
         with self._lock:
             retry_in = None
-            if self.state == "failed" and self._retry_at is not None:
+            if self.state == "failed" and self._retry_at is not None and self.fault is None:
                 retry_in = max(0.0, self._retry_at - time.monotonic())
             return LoadStatus(self.state, self.error, self.failed_attempts, retry_in)
 
@@ -200,6 +235,8 @@ class Engine:
             incoming=lambda: self.preparing,
         )
         d = model.description
+        if self.settings.gc_freeze:
+            freeze_heap()
         with self._lock:
             if self._stopping.is_set():
                 return  # stop() came during the last attempt: never start a worker nobody stops
@@ -222,18 +259,79 @@ class Engine:
         sample = model.prepare(image, "warm-up", None)
         model.postprocess(model.infer(model.collate([sample])))
 
-    def _run_batch(self, samples: Sequence[Any]) -> list[ItemResult]:
+    def _torch_module(self) -> Any:
+        if self._torch is None:
+            self._torch = _import_torch()
+        return self._torch
+
+    def _classify(self, exc: BaseException) -> str:
+        torch = self._torch_module()
+        return "other" if torch is None else accel.classify_failure(exc, torch)
+
+    def _release_cache(self) -> None:
+        torch = self._torch_module()
+        if torch is not None:
+            accel.release_cached_memory(torch)
+
+    def _run_batch(self, samples: Sequence[Any], info: BatchInfo) -> list[ItemResult | ServiceError]:
         model = self._model
         assert model is not None  # the batcher only exists once the model does
+        if self.fault is not None:
+            raise DeviceFaultError(f"the accelerator failed earlier ({self.fault}); the replica restarts")
+        try:
+            return run_splitting(
+                lambda chunk: self._forward(model, chunk), list(zip(samples, info.contexts, strict=True)),
+                is_oom=lambda exc: self._classify(exc) == "oom",
+                release=self._release_cache,
+                on_oom=lambda _size: self.metrics.gpu_oom.inc(),
+                on_split=lambda size: self._log_split(size, info.batch_id),
+            )
+        except ServiceError:
+            raise
+        except Exception as exc:
+            cause = type(exc).__name__
+            if self._classify(exc) == "fault":
+                self._device_failed(exc)
+                raise DeviceFaultError(f"accelerator fault: {cause}", cause=cause) from exc
+            raise InferenceError(f"inference failed: {cause}", cause=cause) from exc
+
+    def _log_split(self, size: int, batch_id: int) -> None:
+        self.metrics.batch_splits.inc()
+        log.warning("GPU out of memory: splitting the batch in halves", extra={
+            "batch_id": batch_id, "batch_size": size, "error_type": "gpu_out_of_memory"})
+
+    def _forward(self, model: EntailmentModel, chunk: Sequence[tuple[Any, Any]]) -> list[ItemResult]:
+        samples = [sample for sample, _ in chunk]
+        first = chunk[0][1]  # the exemplar of a batch-level stage names its first item's request
         t0 = time.perf_counter()
         output = model.infer(model.collate(samples))
         t1 = time.perf_counter()
         predictions = model.postprocess(output)
         t2 = time.perf_counter()
-        self.metrics.observe_stage("inference", t1 - t0)
-        self.metrics.observe_stage("postprocess", t2 - t1)
+        self.metrics.observe_stage("inference", t1 - t0, first)
+        self.metrics.observe_stage("postprocess", t2 - t1, first)
         n = len(samples)
         return [ItemResult(p, n, t1 - t0, t2 - t1) for p in predictions]
+
+    def _device_failed(self, exc: BaseException) -> None:
+        """The CUDA context is poisoned: every later kernel fails. Refuse work and have the process
+        replaced, instead of staying ready while every batch fails."""
+        error = describe_error(exc)
+        with self._lock:
+            first = self.fault is None
+            self.fault = error
+            self.error = error
+            self._retry_at = None
+            if first:
+                self.metrics.device_faults.inc()
+            self._set_state("failed")
+        if not first:
+            return
+        log.critical("unrecoverable device fault: the replica stops serving and exits to be restarted",
+                     exc_info=exc, extra={"error_type": "device_fault", "cause": type(exc).__name__,
+                                          "error": error})
+        if self._on_device_fault is not None:
+            self._on_device_fault(error)
 
     def _require_ready(self) -> tuple[EntailmentModel, MicroBatcher]:
         model, batcher = self._model, self._batcher
@@ -241,7 +339,13 @@ class Engine:
             raise NotReadyError(self._not_ready_detail())
         return model, batcher
 
+    def require_ready(self) -> None:
+        """Raises NotReadyError (with the loading/failed detail) unless the model serves."""
+        self._require_ready()
+
     def _not_ready_detail(self) -> str:
+        if self.fault is not None:
+            return f"device fault, the replica restarts: {self.fault}"
         st = self.status()
         if st.state == "failed":
             return (f"model failed to load (failed attempts: {st.failed_attempts}, next attempt in "
@@ -250,16 +354,16 @@ class Engine:
             return f"model is loading (failed attempts so far: {st.failed_attempts}, last: {st.error})"
         return "model is loading"
 
-    def free_slots(self) -> int:
-        _, batcher = self._require_ready()
-        return batcher.free_slots()
-
     def prepare(self, image: Image.Image, text: str, premise: str | None) -> Any:
         """CPU-side preprocessing of one pair (tokenise, resize); runs in the caller's thread."""
         model, _ = self._require_ready()
-        return model.prepare(image, text, premise)
+        try:
+            return model.prepare(image, text, premise)
+        except UnicodeError as exc:  # the API checks text first; this catches what slips past it
+            raise ClientError(f"text cannot be encoded for the model: {exc}", code="unencodable_text",
+                              status_code=422) from exc
 
-    def submit(self, sample: Any, deadline: float) -> Future:
-        """Queues a prepared sample; the future yields batching.Completed(ItemResult)."""
+    def submit(self, sample: Any, deadline: float, context: Any = None) -> Future:
+        """Queues a prepared sample; the future yields batching.Completed(ItemResult) or raises."""
         _, batcher = self._require_ready()
-        return batcher.submit(sample, deadline)
+        return batcher.submit(sample, deadline, context)

@@ -1,6 +1,8 @@
 """The service's error set: each error has an HTTP status and a fixed machine-readable code.
 
-The code doubles as the `type` label of `ofa_ve_errors_total`, so it must come from ERROR_CODES.
+The code doubles as the `type` label of `ofa_ve_errors_total`, so it must come from ERROR_CODES. An
+error caused by an unexpected exception also carries `cause`, the exception's class name: the `cause`
+label of `ofa_ve_errors_total` (bounded there, see metrics.CauseLabels) and a field of the request log.
 """
 
 from __future__ import annotations
@@ -18,10 +20,20 @@ CLIENT_ERROR_CODES = (
     "image_too_many_pixels",
     "empty_text",
     "text_too_long",
+    "unencodable_text",
     "empty_batch",
     "batch_too_large",
 )
-SERVER_ERROR_CODES = ("queue_full", "deadline_exceeded", "not_ready", "inference_failed", "internal_error")
+SERVER_ERROR_CODES = (
+    "overloaded",
+    "queue_full",
+    "deadline_exceeded",
+    "not_ready",
+    "gpu_out_of_memory",
+    "device_fault",
+    "inference_failed",
+    "internal_error",
+)
 ERROR_CODES = CLIENT_ERROR_CODES + SERVER_ERROR_CODES
 
 
@@ -31,9 +43,13 @@ class ServiceError(Exception):
     status_code = 500
     code = "internal_error"
 
-    def __init__(self, message: str, *, code: str | None = None, status_code: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, code: str | None = None, status_code: int | None = None,
+        cause: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
+        self.cause = cause
         if code is not None:
             self.code = code
         if status_code is not None:
@@ -62,6 +78,13 @@ class NotReadyError(ServiceError):
     code = "not_ready"
 
 
+class OverloadedError(ServiceError):
+    """Admission control: the replica already holds as much work (or request bytes) as it may."""
+
+    status_code = 503
+    code = "overloaded"
+
+
 class QueueFullError(ServiceError):
     """The bounded queue has no room: shed load at once."""
 
@@ -77,7 +100,21 @@ class DeadlineExceededError(ServiceError):
 
 
 class InferenceError(ServiceError):
-    """The model failed on a batch."""
+    """The model failed on a batch for a reason we did not foresee; `cause` names the exception class."""
 
     status_code = 500
     code = "inference_failed"
+
+
+class GpuOutOfMemoryError(ServiceError):
+    """The GPU ran out of memory even for this item alone (after splitting its batch down to one)."""
+
+    status_code = 503
+    code = "gpu_out_of_memory"
+
+
+class DeviceFaultError(ServiceError):
+    """The accelerator hit an unrecoverable fault (illegal access, Xid): the replica restarts."""
+
+    status_code = 503
+    code = "device_fault"

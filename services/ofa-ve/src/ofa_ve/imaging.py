@@ -91,8 +91,9 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> DecodedImag
     return DecodedImage(image=rgb, size_bytes=len(data), pixels=width * height)
 
 
-def decode_base64(value: str, *, max_bytes: int) -> bytes:
-    """Decodes standard base64 (a `data:` URL prefix is allowed), refusing oversize input before decoding."""
+def normalize_base64(value: str, *, max_bytes: int) -> str:
+    """Base64 text without a `data:` URL prefix or whitespace, refused (413) when it would decode to more
+    than `max_bytes`; cheap, so a request is refused before any decoding."""
     if value.startswith("data:") and "," in value:
         value = value.split(",", 1)[1]
     value = "".join(value.split())
@@ -100,10 +101,20 @@ def decode_base64(value: str, *, max_bytes: int) -> bytes:
         raise ClientError(
             f"image is over the limit of {max_bytes} bytes", code="image_too_large", status_code=413
         )
+    return value
+
+
+def b64decode(value: str) -> bytes:
+    """Strict standard base64 decoding; 400 invalid_base64 on anything else."""
     try:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise ClientError(f"image_base64 is not valid base64: {exc}", code="invalid_base64") from exc
+
+
+def decode_base64(value: str, *, max_bytes: int) -> bytes:
+    """Decodes standard base64 (a `data:` URL prefix is allowed), refusing oversize input before decoding."""
+    return b64decode(normalize_base64(value, max_bytes=max_bytes))
 
 
 def check_text(value: object, *, field: str, max_chars: int, required: bool = True) -> str | None:
@@ -122,4 +133,18 @@ def check_text(value: object, *, field: str, max_chars: int, required: bool = Tr
             f"field {field!r} has {len(text)} characters, over the limit of {max_chars}",
             code="text_too_long", status_code=422,
         )
+    check_encodable(text, field=field)
     return text
+
+
+def check_encodable(text: str, *, field: str) -> None:
+    """Refuses text the tokenizer cannot encode: JSON's "\\ud800" (a lone surrogate) is valid JSON and a
+    valid Python str, but not UTF-8, and the BART tokenizer raises UnicodeEncodeError on it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ClientError(
+            f"field {field!r} cannot be encoded as UTF-8 at character {exc.start} "
+            f"({exc.reason}); send valid Unicode text",
+            code="unencodable_text", status_code=422,
+        ) from None

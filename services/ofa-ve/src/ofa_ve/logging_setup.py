@@ -16,9 +16,14 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("req
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
+def is_request_id(value: str | None) -> bool:
+    """A short plain token: safe in logs, URLs and exemplars."""
+    return bool(value) and _REQUEST_ID.fullmatch(value) is not None  # type: ignore[arg-type]
+
+
 def accept_request_id(given: str | None) -> str:
     """The caller's X-Request-ID when it is a well-formed token, else a new one."""
-    return given if given and _REQUEST_ID.match(given) else uuid.uuid4().hex
+    return given if given and is_request_id(given) else uuid.uuid4().hex
 
 # Attributes every LogRecord has; anything else was passed through `extra=` and is logged as a field.
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName", "color_message"}

@@ -15,6 +15,7 @@ from typing import Any
 
 from PIL import Image
 
+from ofa_ve import accel
 from ofa_ve.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -76,13 +77,17 @@ class OfaEntailmentModel:
         kwargs: dict[str, Any] = {}
         if not settings.model_is_local and settings.model_revision:
             kwargs["model_revision"] = settings.model_revision
+        if device == "cuda":
+            # torch keeps TF32 off for float32 matmuls: on Ampere/Hopper that leaves tensor cores idle.
+            log.info("matmul precision", extra={"setting": accel.configure_matmul_precision(
+                torch, settings.matmul_precision)})
         ms_device = "gpu" if device == "cuda" else "cpu"
         self.pipeline = pipeline(Tasks.visual_entailment, model=settings.model, device=ms_device, **kwargs)
         self.pipeline.prepare_model()
         self.ofa = self.pipeline.model  # OfaForAllTasks
         dtype = "float32"
         if settings.fp16 and device == "cuda":
-            self.ofa.model.half()
+            self.use_half()
             dtype = "float16"
         self._dtype = next(self.ofa.model.parameters()).dtype
         self._device = next(self.ofa.model.parameters()).device
@@ -91,6 +96,18 @@ class OfaEntailmentModel:
         self._pad, self._eos = tokenizer.pad_token_id, tokenizer.eos_token_id
         revision = "local" if settings.model_is_local else (settings.model_revision or "default")
         self.description = ModelDescription(settings.model, revision, device, dtype)
+
+    def use_half(self) -> None:
+        """Float16 weights, with the float32 copies' memory released, and ModelScope's own path (used by
+        reference()) fed half inputs: its preprocessor makes float32 images."""
+        accel.to_half(self.ofa.model, self._torch)
+        self._dtype = next(self.ofa.model.parameters()).dtype
+        forward = self.pipeline.forward
+
+        def half_forward(inputs: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+            return forward(accel.cast_floating(inputs, self._dtype), **kwargs)
+
+        self.pipeline.forward = half_forward
 
     def prepare(self, image: Image.Image, text: str, premise: str | None) -> dict[str, Any]:
         """One model sample (tokenised prompt, resized image tensor); CPU work done outside the worker."""

@@ -98,8 +98,10 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
         400: "malformed JSON or base64, missing fields",
         413: "image, request or batch too large; too many pixels",
         415: "unsupported content type or image type",
-        422: "empty or over-long text, corrupt image",
-        503: "model not ready or queue full (with Retry-After)",
+        422: "empty, over-long or unencodable text, corrupt image",
+        500: "inference_failed or internal_error: an unexpected failure (its class is logged and counted)",
+        503: "overloaded (admission budget full), queue_full, not_ready, gpu_out_of_memory or device_fault "
+             "(with Retry-After)",
         504: "deadline exceeded",
     }.items()
 }

@@ -12,10 +12,12 @@ from typing import Any
 import gradio as gr
 from fastapi import FastAPI
 
+from ofa_ve import context
+from ofa_ve.api import Tracker
+from ofa_ve.context import RequestContext
 from ofa_ve.errors import ClientError, ServiceError
 from ofa_ve.imaging import check_image_bytes, check_text
 from ofa_ve.logging_setup import accept_request_id, request_id_var
-from ofa_ve.metrics import ServiceMetrics
 from ofa_ve.service import EntailmentService, Pair
 from ofa_ve.settings import Settings
 
@@ -25,59 +27,58 @@ log = logging.getLogger(__name__)
 class UiHandler:
     """The function behind the Submit button; returns (label, score, error text)."""
 
-    def __init__(self, settings: Settings, metrics: ServiceMetrics, service: EntailmentService) -> None:
+    def __init__(self, settings: Settings, tracker: Tracker, service: EntailmentService) -> None:
         self.settings = settings
-        self.metrics = metrics
+        self.tracker = tracker
         self.service = service
 
     async def __call__(
         self, image_path: str | None, text: str, premise: str, request_id: str | None = None
     ) -> tuple[str, float | None, str]:
-        request_id_var.set(accept_request_id(request_id))
-        self.metrics.in_flight.inc()
-        started = time.perf_counter()
-        status = 200
-        error_code: str | None = None
+        # gradio runs this from its own queue, outside the HTTP request's task: a context of its own.
+        ctx = RequestContext(accept_request_id(request_id), time.perf_counter())
+        request_id_var.set(ctx.request_id)
+        token = context.activate(ctx)
+        self.tracker.begin("ui", ctx)
+        status, error = 200, None
         try:
             result = await self._predict(image_path, text, premise)
             return result["label"], round(float(result["score"]), 4), ""
         except ServiceError as exc:
-            status, error_code = exc.status_code, exc.code
-            self.metrics.record_error(exc.code)
+            status, error = exc.status_code, exc
             return "", None, f"{exc.code}: {exc.message}"
-        except Exception:
-            status, error_code = 500, "internal_error"
-            self.metrics.record_error(error_code)
-            log.exception("unhandled error", extra={"endpoint": "ui"})
+        except Exception as exc:
+            cause = type(exc).__name__
+            status, error = 500, ServiceError("internal error", cause=cause)
+            log.exception("unhandled error", extra={"endpoint": "ui", "error_type": "internal_error",
+                                                    "cause": cause})
             return "", None, "internal_error: internal error"
         finally:
-            self.metrics.in_flight.dec()
-            duration = time.perf_counter() - started
-            self.metrics.record_request("ui", status, duration)
-            log.info("request finished", extra={"endpoint": "ui", "status_code": status,
-                                                "error_code": error_code,
-                                                "duration_ms": round(duration * 1000, 3)})
+            self.tracker.end(ctx, status, error)
+            context.deactivate(token)
 
     def _read_image(self, image_path: str) -> bytes:
-        check_image_bytes(os.path.getsize(image_path), self.settings.max_image_bytes)
         return Path(image_path).read_bytes()
 
     async def _predict(self, image_path: str | None, text: str, premise: str) -> dict[str, Any]:
         if not image_path:
             raise ClientError("upload an image", code="invalid_request", status_code=422)
-        image = await asyncio.to_thread(self._read_image, image_path)
+        size = await asyncio.to_thread(os.path.getsize, image_path)
+        check_image_bytes(size, self.settings.max_image_bytes)
         checked = check_text(text, field="text", max_chars=self.settings.max_text_chars)
         prem = check_text(premise, field="premise", max_chars=self.settings.max_text_chars, required=False)
         assert checked is not None
-        self.service.check_capacity()
-        pair = Pair(image=image, text=checked, premise=prem)
-        return await self.service.infer(pair, self.service.deadline())
+        with self.service.admit(1, size):
+            image = await asyncio.to_thread(self._read_image, image_path)
+            pair = Pair(image=image, text=checked, premise=prem)
+            del image
+            return await self.service.infer(pair, self.service.deadline())
 
 
-def mount_ui(app: FastAPI, settings: Settings, metrics: ServiceMetrics, service: EntailmentService) -> None:
+def mount_ui(app: FastAPI, settings: Settings, tracker: Tracker, service: EntailmentService) -> None:
     """Builds the Blocks and mounts them at /ui."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no phoning home from a server
-    handler = UiHandler(settings, metrics, service)
+    handler = UiHandler(settings, tracker, service)
 
     # gradio decides async-vs-sync by inspecting a function, so it needs a real coroutine function.
     # gradio fills a `gr.Request` parameter with the HTTP request that queued the event.
