@@ -11,6 +11,12 @@ What is NOT scaled, on purpose: timeouts of single requests (a slow answer is ph
 thresholds (`P95 > 2 s` is about how long inference takes, not about how long an incident lasts), and
 rate thresholds (no drill drives request traffic). Thresholds on AGES are durations and are scaled:
 `..._age_seconds > 300` and `time() - ... > 600` (see `AGE_COMPARISON`).
+
+Alerts on physical latency (`PHYSICAL_SERIES`: request latency, the event loop's lag) keep their real
+`for:`. Their conditions are measured in physical time, which no compression can speed up: a replica
+importing ModelScope stalls its loop for ~5 real seconds, nothing against a 5-minute `for:` in
+production, but the whole of it at 60x. Kept at their real length they cannot fire within a drill,
+exactly as such a blip cannot fire them in production.
 """
 
 from __future__ import annotations
@@ -38,6 +44,12 @@ PROMETHEUS_FLAG_DEFAULTS = {
     "--rules.alert.for-grace-period": "10m",
     "--rules.alert.for-outage-tolerance": "1h",
 }
+
+PHYSICAL_SERIES = (
+    "ofa_ve_request_duration_seconds",
+    "ofa_ve_event_loop_lag_seconds",
+    "ofa_ve_request_wait_seconds",
+)
 
 _UNITS = {"y": 365 * 86400, "w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1, "ms": 0.001}
 _DURATION = re.compile(r"^(?:\d+(?:y|w|d|h|ms|m|s))+$")
@@ -105,9 +117,10 @@ class Compression:
             if "interval" in group:
                 group["interval"] = self.scale(group["interval"])
             for rule in group["rules"]:
+                physical = "alert" in rule and any(name in rule["expr"] for name in PHYSICAL_SERIES)
                 rule["expr"] = self.promql(rule["expr"])
                 for key in ("for", "keep_firing_for"):
-                    if key in rule:
+                    if key in rule and not physical:
                         rule[key] = self.scale(rule[key])
         return out
 
