@@ -93,8 +93,8 @@ HOW_TO_READ = """\
 Read them with `make secrets` (or: docker compose run --rm --no-deps init show grafana_admin_password).
   Grafana     http://127.0.0.1:3000  user admin, password: grafana_admin_password
   Relay inbox http://127.0.0.1:8080/inbox  any user name, password: relay_token
-Set RELAY_AUTH_TOKEN / GRAFANA_ADMIN_PASSWORD in .env to choose them yourself (then
-`docker compose up -d --force-recreate init`). Grafana takes its password at its first start only."""
+Set RELAY_AUTH_TOKEN / GRAFANA_ADMIN_PASSWORD in .env to choose them yourself (after changing one:
+`docker compose up -d --force-recreate init webhook-relay`). Grafana takes its password at its first start."""
 
 
 def main(argv: list[str]) -> int:

@@ -86,7 +86,9 @@ def close_stack(stack: Stack) -> None:
     logs, _ = stack.compose.get_logs()
     (stack.work / f"{project}.log").write_text(logs, encoding="utf-8")
     log.info("stack %s: container logs in %s", project, stack.work / f"{project}.log")
-    stack.compose.stop(down=True)
+    # The whole project (init's exited container and every volume too), whatever `services` started.
+    subprocess.run([*stack.compose.compose_command_property, "down", "--volumes", "--remove-orphans"],
+                   cwd=ROOT, capture_output=True, timeout=300, check=False)
 
 
 @pytest.fixture(scope="session")

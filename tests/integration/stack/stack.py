@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from collections.abc import Callable
@@ -61,6 +62,17 @@ class Stack:
     def health(self) -> dict[str, str]:
         """Service name -> health status of every running container."""
         return {c.Service or "?": c.Health or c.State or "?" for c in self.compose.get_containers()}
+
+    def log_records(self, service: str) -> list[dict[str, Any]]:
+        """The JSON log lines of a service (terminal control codes before them dropped)."""
+        records = []
+        for line in self.run("logs", "--no-log-prefix", "--no-color", service).splitlines():
+            if "{" in line:
+                try:
+                    records.append(json.loads(line[line.index("{"):]))
+                except ValueError:
+                    continue  # a plain-text line (uvicorn at start, a traceback)
+        return records
 
     def secret(self, name: str) -> str:
         """A secret init wrote, read the way `make secrets` does."""

@@ -4,7 +4,6 @@ generated ones. A second compose project reusing the built images, without ofa-v
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
 import httpx
@@ -40,8 +39,8 @@ def dingtalk_only(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 def test_only_dingtalk_and_the_inbox_exist(dingtalk_only: Stack) -> None:
     """The start-up line and the inbox API name DingTalk and the inbox live, WeCom, Feishu and email left
     out; .env's token and password are the ones init wrote."""
-    logs = dingtalk_only.run("logs", "--no-log-prefix", "webhook-relay")
-    [line] = [json.loads(x) for x in logs.splitlines() if '"channels: ' in x]
+    records = dingtalk_only.log_records("webhook-relay")
+    [line] = [r for r in records if r.get("msg", "").startswith("channels:")]
     assert line["targets"] == {"dingtalk-ops": "dingtalk", "inbox": "inbox"}
     assert line["disabled"] == ["wecom-ops", "feishu-ops", "email-ops"]
     assert dingtalk_only.secret("relay_token") == CHOSEN_TOKEN

@@ -8,7 +8,6 @@ bound for the asynchronous effect it checks (scrapes, rule evaluations, notifica
 from __future__ import annotations
 
 import base64
-import json
 import time
 import uuid
 from datetime import UTC, datetime
@@ -90,8 +89,7 @@ def test_secrets_are_generated_at_first_start_and_kept_out_of_the_environment(st
 
 def test_the_relay_says_which_channels_are_live(stack: Stack) -> None:
     """One start-up line names the robots the fake chat stands for and the inbox; email is left out."""
-    logs = stack.run("logs", "--no-log-prefix", "webhook-relay")
-    [line] = [json.loads(x) for x in logs.splitlines() if '"channels: ' in x]
+    [line] = [r for r in stack.log_records("webhook-relay") if r.get("msg", "").startswith("channels:")]
     assert line["targets"] == {**ROBOTS, "inbox": "inbox"} and line["disabled"] == ["email-ops"]
 
 
