@@ -136,7 +136,7 @@ def test_severity_without_recipients_is_not_mailed(tmp_path):
     assert server.messages == []
 
 
-def _relay(tmp_path: Path, port: int) -> tuple[Sender, Outbox]:
+def _relay(tmp_path: Path, port: int) -> tuple[Sender, Outbox, CollectorRegistry]:
     config = parse_config(f"""
 server: {{auth_token: t}}
 storage: {{path: {tmp_path / "o.db"}}}
@@ -151,15 +151,16 @@ routes:
   critical: {{targets: [email-ops, inbox]}}
 """, env={})
     outbox = Outbox(tmp_path / "o.db")
-    client = httpx.AsyncClient()
-    return Sender(config, outbox, RelayMetrics(CollectorRegistry()), client), outbox
+    registry = CollectorRegistry()
+    return Sender(config, outbox, RelayMetrics(registry), httpx.AsyncClient()), outbox, registry
 
 
 def test_through_the_outbox_5xx_is_a_dead_letter_and_4xx_is_retried_until_it_goes(tmp_path):
     """The same outbox as the robots: a 451 is retried and then delivered; a 550 becomes a dead letter,
-    and the inbox shows what the mailbox got and what it refused."""
+    and the inbox shows what the mailbox got and what it refused; a severity without recipients is done
+    without mail (and not counted as delivered)."""
     with SmtpServer(tmp_path, "plain") as server:
-        sender, outbox = _relay(tmp_path, server.port)
+        sender, outbox, registry = _relay(tmp_path, server.port)
         try:
             server.handler.refuse_rcpt = "451 4.3.0 greylisted"
             outbox.enqueue("critical", ["email-ops"], json.dumps(notification(alert("Retried"))), None, 0,
@@ -179,6 +180,14 @@ def test_through_the_outbox_5xx_is_a_dead_letter_and_4xx_is_retried_until_it_goe
             assert (dead.target, dead.reason) == ("email-ops", "refused")
             shown = {(e.title, e.outcome) for e in sender.inbox.entries("email-ops")}
             assert shown == {("[FIRING:1] Retried", "sent"), ("[FIRING:1] Refused", "refused")}
+
+            warning = notification(alert("NobodyMailed", severity="warning"))
+            outbox.enqueue("critical", ["email-ops"], json.dumps(warning), None, 0, time.time())
+            asyncio.run(sender.step("email-ops"))
+            assert outbox.due("email-ops", 1e12) == [] and len(server.messages) == 1  # done, not mailed
+            delivered = registry.get_sample_value(
+                "webhook_relay_messages_delivered_total", {"target": "email-ops", "channel": "email"})
+            assert delivered == 1  # the one mail that really went
         finally:
             asyncio.run(sender.client.aclose())
             outbox.close()

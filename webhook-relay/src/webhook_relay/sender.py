@@ -230,7 +230,8 @@ class Sender:
                     self._write("record_part", item.id, parts, done, at),
                     parts_sent=parts, status="delivered" if done else "pending",
                 )
-                self.metrics.delivered.labels(target=name, channel=target.kind).inc()
+                if result.reason != "skipped":  # an email severity nobody receives: nothing went out
+                    self.metrics.delivered.labels(target=name, channel=target.kind).inc()
                 if done:
                     self.metrics.delivery_duration.labels(channel=target.kind).observe(
                         max(0.0, self.clock() - item.received_at)
