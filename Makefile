@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help venv tools docker browser test test-unit lint format dashboards check-monitoring tiny-model image-wheels test-stack drills bench bench-stress gpus up up-cpu down
+.PHONY: help venv tools docker browser test test-unit lint format dashboards check-monitoring tiny-model image-wheels test-stack drills bench bench-stress gpus up up-cpu down secrets
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-17s %s\n", $$1, $$2}'
@@ -63,11 +63,14 @@ bench-stress: venv ## overload, body memory and scrape impact: this tree against
 gpus: ## docker-compose.gpus.yml: one ofa-ve replica pinned per GPU, e.g. make gpus GPUS="0 1 2 3"
 	$(PY) scripts/gen_gpu_compose.py $(GPUS) > docker-compose.gpus.yml
 
-up: ## the stack on a GPU host (needs .env)
+up: ## the stack on a GPU host (no .env needed: secrets are generated; .env turns on robots and email)
 	docker compose up -d
 
-up-cpu: ## the stack without a GPU (needs .env)
+up-cpu: ## the stack without a GPU (no .env needed)
 	docker compose -f docker-compose.yml -f docker-compose.cpu.yml up -d
+
+secrets: ## print the generated (or .env) Grafana admin password and relay token (the /inbox password)
+	docker compose run --rm --no-deps init show grafana_admin_password relay_token
 
 down: ## stop the stack (volumes are kept; `docker compose down -v` deletes the data)
 	docker compose -f docker-compose.yml -f docker-compose.cpu.yml down

@@ -364,8 +364,9 @@ def _gpu(g: Grid) -> None:
 SERVICE_LEVEL_PANELS = ("Replicas up / expected",)
 # ofa_ve_model_state is one-hot; this folds it into one number per replica for a value mapping.
 MODEL_STATE = (
-    f'max by (instance) (2 * ofa_ve_model_state{{state="ready", {SEL}}}'
-    f' + ignoring (state) ofa_ve_model_state{{state="loading", {SEL}}})'
+    f'max by (instance) (3 * ofa_ve_model_state{{state="ready", {SEL}}}'
+    f' + ignoring (state) 2 * ofa_ve_model_state{{state="loading", {SEL}}}'
+    f' + ignoring (state) ofa_ve_model_state{{state="downloading", {SEL}}})'
 )
 
 
@@ -391,10 +392,12 @@ def _model(g: Grid) -> None:
             "Model state",
             [(MODEL_STATE, "{{instance}}")],
             "none",
-            description="loading: an attempt runs; failed: the last attempt failed and a retry waits "
-            "(OfaVeModelLoadFailed); ready: serving.",
-            thresholds=[(None, "red"), (1, "orange"), (2, "green")],
-            names=[(0, "failed", "red"), (1, "loading", "orange"), (2, "ready", "green")],
+            description="downloading: the first start fetches the weights (ofa_ve_model_download_bytes; "
+            "/readyz says how far); loading: an attempt runs; failed: the last attempt failed and a retry "
+            "waits (OfaVeModelLoadFailed); ready: serving.",
+            thresholds=[(None, "red"), (1, "blue"), (2, "orange"), (3, "green")],
+            names=[(0, "failed", "red"), (1, "downloading", "blue"), (2, "loading", "orange"),
+                   (3, "ready", "green")],
         ),
         width=12,
     )

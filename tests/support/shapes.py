@@ -40,7 +40,7 @@ Value = float | str | None
 
 RELAY_LABELS = {"job": "webhook-relay", "service": "webhook-relay", "instance": "webhook-relay:8080"}
 OFA_VE_LABELS = {"job": "ofa-ve", "service": "ofa-ve"}
-MODEL_STATES = ("loading", "ready", "failed")
+MODEL_STATES = ("downloading", "loading", "ready", "failed")  # downloading: 0 here (a local model)
 
 
 @dataclass(frozen=True)

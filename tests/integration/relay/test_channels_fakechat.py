@@ -9,10 +9,9 @@ import time
 
 import httpx
 import pytest
-from webhook_relay.channels import Outcome
+from webhook_relay.channels import Outcome, open_channel
 from webhook_relay.config import Target
 from webhook_relay.render import Message
-from webhook_relay.sender import post_message
 
 from tests.fakechat import FakeChat, FakeChatServer
 from tests.support.env import ROOT
@@ -33,7 +32,8 @@ def chat():
 def send(target: Target) -> tuple[Outcome, str]:
     async def go():
         async with httpx.AsyncClient(timeout=5) as client:
-            return await post_message(client, target, Message(title="t", text="hello 你好"), now=time.time())
+            channel = open_channel("t", target, client=client)
+            return await channel.send(Message(title="t", text="hello 你好"), now=time.time())
 
     result = asyncio.run(go())
     return result.outcome, result.reason
@@ -131,7 +131,8 @@ def test_slow_chat_api_is_a_transient_timeout(chat):
 
     async def go():
         async with httpx.AsyncClient(timeout=0.2) as client:
-            return await post_message(client, target, Message(title="t", text="slow"), now=time.time())
+            channel = open_channel("t", target, client=client)
+            return await channel.send(Message(title="t", text="slow"), time.time())
 
     result = asyncio.run(go())
     assert (result.outcome, result.reason) == (Outcome.TRANSIENT, "timeout")

@@ -26,7 +26,8 @@ def _ui_successes(server: Server) -> float:
 
 
 def test_upload_submit_and_read_the_label(service: Server, tmp_path: Path) -> None:
-    """Uploading an image and a sentence in /ui shows a YES/NO/MAYBE label, counted as endpoint="ui"."""
+    """The page says the model is ready; uploading an image and a sentence in /ui shows a YES/NO/MAYBE
+    label, counted as endpoint="ui"."""
     chromium = require_browser()
     from playwright.sync_api import Route, sync_playwright
 
@@ -48,6 +49,8 @@ def test_upload_submit_and_read_the_label(service: Server, tmp_path: Path) -> No
             page = browser.new_page()
             page.route("**/*", loopback_only)
             page.goto(f"{service.url}/ui/", wait_until="domcontentloaded")
+            status = page.locator("#model-status")
+            status.get_by_text("Model: ready.").wait_for(timeout=30_000)
             page.locator("#image input[type=file]").set_input_files(str(picture))
             page.locator("#text textarea, #text input").first.fill("a red square")
             page.locator("#submit").click()

@@ -1,4 +1,5 @@
-"""End to end, in containers: the real compose stack (CPU override, tiny model, fake chat robots).
+"""End to end, in containers: the real compose stack (CPU override, tiny model, fake chat robots), brought
+up as from a fresh clone (no .env: generated secrets).
 
 The tests share one stack and run in file order; each states its own expectations and waits with a
 bound for the asynchronous effect it checks (scrapes, rule evaluations, notifications, retries).
@@ -15,9 +16,9 @@ import httpx
 import pytest
 import yaml
 
-from tests.integration.stack.conftest import PING_TOKEN, RELAY_PUBLIC_URL
 from tests.integration.stack.dashboards import DashboardCoverage, dashboard_queries, needs_gpu
 from tests.integration.stack.fakechat_client import ChatMessage, FakeChatClient
+from tests.integration.stack.robots import PING_TOKEN, RELAY_PUBLIC_URL, ROBOTS
 from tests.integration.stack.stack import Stack, wait_for
 from tests.integration.stack.traffic import drive_traffic, png_image
 from tests.support.env import ROOT
@@ -38,7 +39,6 @@ def _alert_rules() -> set[str]:
     from tests.support.promql import rules
 
     return {rule["alert"] for rule in rules(ROOT) if "alert" in rule}
-CHANNEL_OF_TARGET = {name: target["kind"] for name, target in RELAY_CONFIG["targets"].items()}
 
 
 @pytest.fixture(scope="module")
@@ -54,12 +54,7 @@ def _chat(stack: Stack) -> FakeChatClient:
 
 
 def _relay_metric(stack: Stack, name: str, **labels: str) -> float:
-    text = httpx.get(f"{stack.url('webhook-relay', 8080)}/metrics", timeout=10).text
-    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    for line in text.splitlines():
-        if line.startswith(f"{name}{{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
-            return float(line.rsplit(" ", 1)[1])
-    raise AssertionError(f"{name}{{{want}}} not exposed by the relay")
+    return stack.relay_metric(name, **labels)
 
 
 def _with(messages: list[ChatMessage], *needles: str) -> list[ChatMessage]:
@@ -69,6 +64,33 @@ def _with(messages: list[ChatMessage], *needles: str) -> list[ChatMessage]:
 def test_every_service_but_grafana_comes_up_healthy(stack: Stack) -> None:
     """`docker compose up --wait` leaves every service of the stack (Grafana aside) healthy."""
     assert stack.health() == dict.fromkeys(SERVICES, "healthy")
+
+
+def test_secrets_are_generated_at_first_start_and_kept_out_of_the_environment(stack: Stack) -> None:
+    """With no .env, init generated the relay token and Grafana's password, said so and how to read
+    them (without printing them); Alertmanager and the relay share the token through a file, and no
+    container's environment holds a token, key or password."""
+    logs = stack.run("logs", "--no-log-prefix", "init")
+    assert "relay bearer token (Alertmanager -> relay, and the /inbox password): generated" in logs
+    assert "Grafana admin password: generated" in logs and "make secrets" in logs
+    token, password = stack.secret("relay_token"), stack.secret("grafana_admin_password")
+    assert len(token) >= 40 and len(password) >= 40 and token not in logs and password not in logs
+    shared = stack.run("exec", "-T", "alertmanager", "cat", "/etc/alertmanager/secrets/relay_token")
+    assert shared.strip() == token
+    inbox = httpx.get(f"{stack.url('webhook-relay', 8080)}/inbox", auth=("admin", token), timeout=10)
+    assert inbox.status_code == 200
+    assert httpx.get(f"{stack.url('webhook-relay', 8080)}/inbox", timeout=10).status_code == 401
+    for service in ("webhook-relay", "alertmanager", "prometheus", "ofa-ve"):
+        env = stack.run("exec", "-T", service, "env")
+        for secret in (token, password, "e2e-dingtalk-token", "e2e-wecom-key", "e2e-feishu-token",
+                       PING_TOKEN):
+            assert secret not in env, (service, secret[:6])
+
+
+def test_the_relay_says_which_channels_are_live(stack: Stack) -> None:
+    """One start-up line names the robots the fake chat stands for and the inbox; email is left out."""
+    [line] = [r for r in stack.log_records("webhook-relay") if r.get("msg", "").startswith("channels:")]
+    assert line["targets"] == {**ROBOTS, "inbox": "inbox"} and line["disabled"] == ["email-ops"]
 
 
 def test_prometheus_scrapes_every_target(stack: Stack) -> None:
@@ -120,7 +142,8 @@ def test_relay_restart_loses_no_pending_alert(stack: Stack, coverage: DashboardC
     marker = uuid.uuid4().hex[:12]
     names = [f"E2eRelayRestart{i}" for i in range(3)]
     _post_alerts(stack, names, f"relay restart check {marker}")
-    targets = RELAY_CONFIG["routes"]["warning"]["targets"]
+    targets = list(ROBOTS)
+    assert set(targets) <= set(RELAY_CONFIG["routes"]["warning"]["targets"])
     wait_for(
         lambda: all(_relay_metric(stack, "webhook_relay_outbox_pending", target=t) >= len(names)
                     for t in targets),
@@ -130,7 +153,7 @@ def test_relay_restart_loses_no_pending_alert(stack: Stack, coverage: DashboardC
     stack.run("restart", "webhook-relay")
     chat.reset()  # the chat APIs recover; the relay's retries must now deliver everything it held
 
-    channels = {CHANNEL_OF_TARGET[t] for t in targets}
+    channels = {ROBOTS[t] for t in targets}
 
     def delivered() -> bool:
         got = _with(chat.messages(), marker)
@@ -157,9 +180,13 @@ def test_stopping_ofa_ve_fires_service_down_and_starting_resolves(
     firing = wait_for(lambda: dingtalk_titled("[FIRING"), "a firing service-down message", timeout=150)
     alertname = firing[0].title.rsplit(" ", 1)[1]
     coverage.check(stack.query)  # a non-Watchdog alert is firing
-    assert _with(chat.messages("wecom"), alertname), "WeCom did not get the service-down message"
-    # Every DingTalk request was signed: the fake refuses a bad signature with errcode 310000.
-    assert [r for r in chat.rejected() if r.get("errcode") == 310000] == []
+    assert wait_for(lambda: _with(chat.messages("wecom"), alertname), "WeCom's service-down message", 30)
+    assert wait_for(lambda: _with(chat.messages("feishu"), alertname), "Feishu's service-down message", 30)
+    # Every DingTalk and Feishu request was signed: the fake refuses a bad signature (310000, 19021).
+    assert [r for r in chat.rejected() if r.get("errcode") in (310000, 19021)] == []
+    # One language per message: the Chinese chats read the alert's Chinese texts, not its English ones.
+    assert "**摘要**：" in firing[0].text and "Prometheus has failed" not in firing[0].text
+    assert "No ofa-ve replica is discovered" not in firing[0].text
 
     # Links are this deployment's: the runbook on the relay's public URL, Grafana under its root URL.
     anchor = alertname.lower()
@@ -181,7 +208,7 @@ def test_dashboard_queries_return_data_after_real_traffic(stack: Stack, coverage
     chat.fail_next(status=400)
     _post_alerts(stack, ["E2eDeadLetter"], "dead letter check")
     wait_for(
-        lambda: sum(_relay_metric(stack, "webhook_relay_dead_letters", target=t) for t in CHANNEL_OF_TARGET),
+        lambda: sum(_relay_metric(stack, "webhook_relay_dead_letters", target=t) for t in ROBOTS),
         "a dead letter", timeout=60,
     )
     # Rates need two scrapes after the traffic, recording rules one evaluation more.

@@ -74,6 +74,23 @@ def test_alert_has_severity_summary_description_with_value(rule: dict[str, Any])
     assert "$value" in rule["annotations"]["description"]
 
 
+_CJK = re.compile(r"[\u3400-\u9fff\uff00-\uffef]")
+_TEMPLATE = re.compile(r"\{\{.*?\}\}")
+
+
+@pytest.mark.parametrize("rule", ALERTS, ids=lambda r: f"{r['alert']}-{r['labels']['severity']}")
+def test_alert_speaks_english_and_chinese_with_the_same_values(rule: dict[str, Any]) -> None:
+    """summary/description are English and summary_zh/description_zh Chinese, quoting the same template
+    values, so each chat gets one language with the same facts (the relay picks by target language)."""
+    ann = rule["annotations"]
+    for name in ("summary", "description"):
+        english, chinese = ann[name], ann[f"{name}_zh"]
+        assert not _CJK.search(_TEMPLATE.sub("", english)), english
+        assert _CJK.search(_TEMPLATE.sub("", chinese)), chinese
+        assert sorted(_TEMPLATE.findall(english)) == sorted(_TEMPLATE.findall(chinese)), rule["alert"]
+    assert "$value" in ann["description_zh"]
+
+
 def _dashboard_links() -> set[str]:
     """Every dashboard_url an alert may carry: a generated dashboard, or one with its instance set."""
     urls = links()
@@ -195,7 +212,9 @@ def test_every_alert_has_a_firing_case_and_a_quiet_case(alertname: str) -> None:
     for case in firing:
         for alert in case["exp_alerts"]:
             assert alert["exp_labels"]["severity"]
-            assert set(alert["exp_annotations"]) == {"summary", "description", "runbook_url", "dashboard_url"}
+            assert set(alert["exp_annotations"]) == {
+                "summary", "summary_zh", "description", "description_zh", "runbook_url", "dashboard_url",
+            }
     if alertname != "Watchdog":
         assert any(not case.get("exp_alerts") for case in cases), (
             f"no promtool case where {alertname} is quiet"

@@ -268,3 +268,29 @@ def test_links_of_the_relays_own_alarms_point_at_existing_runbook_sections(repo_
     for link in links:
         path, _, anchor = link.partition("#")
         assert path == "/runbook" and anchor in runbook_anchors(), link
+
+
+def test_start_up_says_in_one_line_which_channels_are_live(tmp_path, caplog):
+    """One log line at start names the live targets and the optional ones left out (no credential)."""
+    from webhook_relay.config import parse_config
+
+    config = parse_config(
+        """
+server: {auth_token: t}
+targets:
+  dingtalk-ops: {kind: dingtalk, access_token: dt}
+  wecom-ops: {kind: wecom, optional: true, key: ""}
+  inbox: {kind: inbox}
+routes:
+  critical: {targets: [dingtalk-ops, wecom-ops, inbox]}
+""", env={})
+    outbox = Outbox(tmp_path / "o.db")
+    caplog.set_level(logging.INFO, logger="webhook_relay.app")
+    try:
+        with TestClient(create_app(config, CollectorRegistry(), outbox, run_sender=False)):
+            pass
+    finally:
+        outbox.close()
+    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("channels:")]
+    assert line == ("channels: live: dingtalk-ops (dingtalk), inbox (inbox); "
+                    "not configured (empty credentials): wecom-ops")

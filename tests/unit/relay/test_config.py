@@ -115,7 +115,8 @@ def test_shipped_configs_validate(repo_root):
         config = parse_config(text, env=env)
         assert set(config.routes) >= {"critical", "warning", "watchdog"}
     stack = parse_config((repo_root / "webhook-relay" / "config.yml").read_text(encoding="utf-8"), env=env)
-    assert set(stack.targets) == {"dingtalk-ops", "wecom-ops"}
+    assert set(stack.targets) == {"dingtalk-ops", "wecom-ops", "feishu-ops", "inbox"}
+    assert stack.disabled_targets == ("email-ops",)
 
 
 def _keys(model: type) -> set[str]:
@@ -212,3 +213,58 @@ def test_watchdog_is_never_posted_to_a_chat(repo_root):
     ).routes["watchdog"].heartbeat
     assert on.forward_url is not None and on.alive_report is not None and on.alive_report.at == "09:30"
     assert "abc" not in repr(on)
+
+
+TOKEN_FILE_CONFIG = """
+server: {{auth_token_file: "{path}"}}
+targets:
+  inbox: {{kind: inbox}}
+routes:
+  critical: {{targets: [inbox]}}
+"""
+
+
+def test_token_read_from_a_file_at_start_up(tmp_path):
+    """auth_token_file: the token is the file's content (a trailing newline is not part of it)."""
+    secret = tmp_path / "relay_token"
+    secret.write_text("generated-token-value\n", encoding="utf-8")
+    config = parse_config(TOKEN_FILE_CONFIG.format(path=secret), env={})
+    token = config.server.token()
+    assert token is not None and token.get_secret_value() == "generated-token-value"
+    assert "generated-token-value" not in repr(config)
+
+
+def test_token_file_missing_or_empty_is_a_config_error(tmp_path):
+    """An unreadable or empty token file stops start-up naming the key (never an open relay)."""
+    missing = parse_config(TOKEN_FILE_CONFIG.format(path=tmp_path / "nope"), env={})
+    with pytest.raises(ConfigError, match=r"server\.auth_token_file: cannot read"):
+        missing.server.token()
+    (tmp_path / "empty").write_text("\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"server\.auth_token_file: .* is empty"):
+        parse_config(TOKEN_FILE_CONFIG.format(path=tmp_path / "empty"), env={}).server.token()
+
+
+def test_token_and_token_file_together_are_refused(tmp_path):
+    """Two sources of one secret would leave the operator guessing which one counts."""
+    text = TOKEN_FILE_CONFIG.format(path=tmp_path / "t").replace("server: {", "server: {auth_token: x, ")
+    with pytest.raises(ConfigError, match="not both"):
+        parse_config(text, env={})
+
+
+def test_env_file_values_fill_in_the_config_without_the_environment(tmp_path, monkeypatch):
+    """WEBHOOK_RELAY_ENV_FILE lines feed `${NAME}` like environment variables; empty lines do not blank
+    a variable the environment sets; a malformed line is reported by number, not content."""
+    from webhook_relay.config import environment, read_env_file
+
+    env_file = tmp_path / "credentials.env"
+    env_file.write_text("# robots\nDT=token-from-file\nEMPTY=\nKEEP=\n\nWITH_EQ=a=b\n", encoding="utf-8")
+    monkeypatch.setenv("KEEP", "from-environment")
+    assert read_env_file(env_file) == {"DT": "token-from-file", "EMPTY": "", "KEEP": "", "WITH_EQ": "a=b"}
+    merged = environment(env_file)
+    assert merged["DT"] == "token-from-file" and merged["KEEP"] == "from-environment"
+    config = parse_config(BASE.format(extra=""), env={**merged, "TOKEN": "t"})
+    assert config.targets["dingtalk-ops"].access_token.get_secret_value() == "token-from-file"
+    env_file.write_text("DT=ok\nnot a line with secret-ish content\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="line 2: expected NAME=value") as info:
+        read_env_file(env_file)
+    assert "secret-ish" not in str(info.value)

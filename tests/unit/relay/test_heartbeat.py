@@ -227,7 +227,9 @@ def test_alive_report_is_queued_once_a_day_at_the_local_time(tmp_path):
     [message] = Renderer(app.state.sender.config.targets["dingtalk-ops"]).render(
         Notification.model_validate(notice)
     )
-    assert "💚" in message.text and "FIRING" not in message.title and "告警" not in message.text
+    # The notice template in the robot's language (Chinese), not the alert template.
+    assert "💚 告警链路运行正常" in message.text and "FIRING" not in message.title
+    assert "告警触发" not in message.text and "Last heartbeat" not in message.text
     clock.now += 86_400
     asyncio.run(watch.report())
     assert len(queued(outbox)) == 2

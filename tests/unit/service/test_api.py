@@ -320,7 +320,8 @@ def test_readyz_while_first_load_runs(make_client: MakeClient, registry: Collect
     finally:
         gate.set()
     assert ready.status_code == 503
-    assert ready.json() == {"status": "loading", "error": None, "failed_attempts": 0, "retry_in_s": None}
+    assert ready.json() == {"status": "loading", "activity": "loading the model", "download": None,
+                            "error": None, "failed_attempts": 0, "retry_in_s": None}
     assert registry.get_sample_value("ofa_ve_model_state", {"state": "loading"}) == 1
 
 
@@ -340,9 +341,11 @@ def test_readyz_while_failed_says_why_and_when_next(
     assert body["error"] == "FileNotFoundError: model directory /models/x does not exist"
     assert body["failed_attempts"] == 1
     assert 50 < body["retry_in_s"] <= 60
+    assert body["activity"].startswith("failed: FileNotFoundError: model directory /models/x does not exist; "
+                                       "next attempt in ")
     states = {s: registry.get_sample_value("ofa_ve_model_state", {"state": s})
-              for s in ("loading", "ready", "failed")}
-    assert states == {"loading": 0, "ready": 0, "failed": 1}
+              for s in ("downloading", "loading", "ready", "failed")}
+    assert states == {"downloading": 0, "loading": 0, "ready": 0, "failed": 1}
     r = client.post("/v1/entailment", json={"image_base64": _b64(png_bytes()), "text": "x"})
     assert "failed attempts: 1" in r.json()["error"]["message"]
 
@@ -368,8 +371,8 @@ def test_readyz_during_a_retry(make_client: MakeClient, registry: CollectorRegis
         gate.set()
     assert ready.status_code == 503
     assert ready.json() == {
-        "status": "loading", "failed_attempts": 1, "retry_in_s": None,
-        "error": "OSError: CUDA error: all CUDA-capable devices are busy or unavailable",
+        "status": "loading", "activity": "loading the model", "download": None, "failed_attempts": 1,
+        "retry_in_s": None, "error": "OSError: CUDA error: all CUDA-capable devices are busy or unavailable",
     }
     assert registry.get_sample_value("ofa_ve_model_load_failures_total") == 1
     client.app.state.engine.wait_loaded(10)

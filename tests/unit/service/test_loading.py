@@ -154,7 +154,7 @@ def test_failed_loads_are_retried_with_backoff_until_ready(
         ("call", "loading", 3),
     ]
     for _, e in timeline.events:
-        assert sorted(e["states"].values()) == [0, 0, 1]  # one-hot at every step
+        assert sorted(e["states"].values()) == [0, 0, 0, 1]  # one-hot at every step
         assert e["ready"] == 0
     assert [r.retry_in_s for r in timeline.failed_records] == [0.01, 0.02, 0.04]
     gaps = [b - a for a, b in zip(timeline.calls, timeline.calls[1:], strict=False)]

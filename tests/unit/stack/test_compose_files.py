@@ -36,6 +36,8 @@ def _load(name: str) -> dict[str, Any]:
 BASE = _load("docker-compose.yml")
 SERVICES: dict[str, dict[str, Any]] = BASE["services"]
 PUBLIC = {"ofa-ve", "grafana"}  # the UI/API and Grafana: the only services on ${BIND_ADDR}
+ONE_SHOT = {"init"}  # runs at each `up`, writes the secrets, exits: no healthcheck, no restart, no network
+LONG_RUNNING = sorted(set(SERVICES) - ONE_SHOT)
 
 
 def _pinned_version(variable: str) -> str:
@@ -45,7 +47,7 @@ def _pinned_version(variable: str) -> str:
     return match.group(1)
 
 
-@pytest.mark.parametrize("name", sorted(SERVICES))
+@pytest.mark.parametrize("name", LONG_RUNNING)
 def test_every_service_has_healthcheck_restart_policy_log_rotation_and_the_one_network(name: str) -> None:
     """Each service has a healthcheck, restarts unless stopped, rotates logs, joins the one network."""
     service = SERVICES[name]
@@ -91,22 +93,70 @@ def test_only_the_ui_api_and_grafana_are_published_on_bind_addr(name: str) -> No
         assert ports == [], ports
 
 
-def test_secrets_are_required_and_grafana_is_closed_to_strangers() -> None:
-    """Missing secrets stop `docker compose` rather than default; Grafana has no sign-up, no anonymous use."""
+def test_the_one_shot_init_writes_secrets_offline_and_logs_rotated() -> None:
+    """init: the pinned Python image, no network, no restart, its script mounted read-only, both secret
+    volumes, .env's overrides as a file; whoever reads a secret waits for it to finish successfully."""
+    init = SERVICES["init"]
+    assert init["image"] == "python:3.11-slim-bookworm" and init["restart"] == "no"
+    assert init["network_mode"] == "none" and "ports" not in init and "healthcheck" not in init
+    assert init["entrypoint"] == ["python", "/init/init_secrets.py"]
+    assert set(init["volumes"]) == {"./init:/init:ro", "relay-secrets:/secrets/relay",
+                                    "grafana-secrets:/secrets/grafana"}
+    assert init["configs"] == [{"source": "secret-overrides", "target": "/run/init/overrides.env"}]
+    assert init["logging"]["driver"] == "json-file"
+    for reader in ("webhook-relay", "grafana"):
+        assert SERVICES[reader]["depends_on"]["init"] == {"condition": "service_completed_successfully"}
+
+
+def test_no_secret_is_an_environment_variable_and_grafana_has_no_default_password() -> None:
+    """Secrets travel as files (init's volumes, Compose configs), so `docker inspect` shows none; Grafana
+    reads its admin password from a file, has no sign-up and no anonymous use; nothing requires .env."""
+    secret_variables = {"RELAY_AUTH_TOKEN", "GRAFANA_ADMIN_PASSWORD", "DINGTALK_ACCESS_TOKEN",
+                        "DINGTALK_SECRET", "WECOM_KEY", "FEISHU_TOKEN", "FEISHU_SECRET", "SMTP_PASSWORD",
+                        "HEARTBEAT_URL"}
+    for name, service in SERVICES.items():
+        for key, value in (service.get("environment") or {}).items():
+            assert key not in secret_variables, (name, key)
+            for variable in secret_variables:
+                # Only `${VAR:+set}` markers (whether a secret is set, never its value) may name them.
+                text = str(value)
+                assert f"${{{variable}}}" not in text and f"${{{variable}:-" not in text, (name, key)
     grafana = SERVICES["grafana"]["environment"]
-    assert grafana["GF_SECURITY_ADMIN_PASSWORD"].startswith("${GRAFANA_ADMIN_PASSWORD:?")
+    assert "GF_SECURITY_ADMIN_PASSWORD" not in grafana
+    assert grafana["GF_SECURITY_ADMIN_PASSWORD__FILE"] == "/run/grafana-secrets/admin_password"
+    assert "grafana-secrets:/run/grafana-secrets:ro" in SERVICES["grafana"]["volumes"]
     assert grafana["GF_USERS_ALLOW_SIGN_UP"] == "false"
     assert grafana["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
-    assert SERVICES["webhook-relay"]["environment"]["RELAY_AUTH_TOKEN"].startswith("${RELAY_AUTH_TOKEN:?")
-    assert BASE["secrets"]["relay_token"] == {"environment": "RELAY_AUTH_TOKEN"}
+    relay = SERVICES["webhook-relay"]
+    assert relay["environment"]["RELAY_AUTH_TOKEN_FILE"] == "/run/relay-secrets/relay_token"
+    assert relay["environment"]["WEBHOOK_RELAY_ENV_FILE"] == "/run/relay-config/credentials.env"
+    assert "relay-secrets:/run/relay-secrets:ro" in relay["volumes"]
+    assert "relay-secrets:/etc/alertmanager/secrets:ro" in SERVICES["alertmanager"]["volumes"]
+    credentials = BASE["configs"]["relay-credentials"]["content"]
+    for variable in secret_variables - {"RELAY_AUTH_TOKEN", "GRAFANA_ADMIN_PASSWORD"}:
+        assert f"{variable}=${{{variable}:-}}" in credentials
+    overrides = BASE["configs"]["secret-overrides"]["content"]
+    assert "RELAY_AUTH_TOKEN=${RELAY_AUTH_TOKEN:-}" in overrides
+    assert "GRAFANA_ADMIN_PASSWORD=${GRAFANA_ADMIN_PASSWORD:-}" in overrides
+    for name in ("docker-compose.yml", "docker-compose.cpu.yml"):
+        assert ":?" not in (ROOT / name).read_text(encoding="utf-8"), f"{name} requires a variable"
+
+
+def test_alertmanager_reads_the_relay_token_from_inits_volume() -> None:
+    """Alertmanager's credentials_file is the file init writes into relay-secrets."""
+    am = yaml.safe_load((ROOT / "alertmanager" / "alertmanager.yml").read_text(encoding="utf-8"))
+    files = {hook["http_config"]["authorization"]["credentials_file"]
+             for receiver in am["receivers"] for hook in receiver.get("webhook_configs", [])}
+    assert files == {"/etc/alertmanager/secrets/relay_token"}
 
 
 def test_order_matters_only_through_healthy_dependencies() -> None:
-    """Every depends_on waits for the dependency to be healthy, not merely started."""
+    """Every depends_on waits for the dependency to be healthy (or, for init, to have finished)."""
     for name, service in SERVICES.items():
         for dependency, condition in service.get("depends_on", {}).items():
             assert dependency in SERVICES, (name, dependency)
-            assert condition == {"condition": "service_healthy"}, (name, dependency)
+            wanted = "service_completed_successfully" if dependency in ONE_SHOT else "service_healthy"
+            assert condition == {"condition": wanted}, (name, dependency)
 
 
 def test_gpu_is_reserved_and_the_cpu_override_removes_the_reservation() -> None:

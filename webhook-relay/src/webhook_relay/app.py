@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -12,17 +13,26 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from webhook_relay import __version__
-from webhook_relay.channels import CHANNELS
 from webhook_relay.config import RelayConfig
 from webhook_relay.context import ApiError, Relay, error_response
 from webhook_relay.heartbeat import HeartbeatWatch
+from webhook_relay.inbox import Inbox
 from webhook_relay.metrics import RelayMetrics
 from webhook_relay.outbox import Outbox
-from webhook_relay.routes import dead_letters, preview, public, webhooks
+from webhook_relay.routes import dead_letters, inbox, preview, public, webhooks
 from webhook_relay.runbook import Runbook
 from webhook_relay.selfcheck import StorageWatch
 from webhook_relay.sender import Sender
 from webhook_relay.supervise import Supervisor
+
+log = logging.getLogger(__name__)
+
+
+def live_channels(config: RelayConfig) -> str:
+    """One line for the start-up log: which targets send, and which were left out for want of a credential."""
+    live = ", ".join(f"{name} ({t.kind})" for name, t in config.targets.items())
+    off = ", ".join(config.disabled_targets) or "none"
+    return f"live: {live}; not configured (empty credentials): {off}"
 
 
 def create_app(
@@ -36,11 +46,12 @@ def create_app(
 ) -> FastAPI:
     """Build the relay app. Background tasks run in the app's lifespan when `run_sender` is true."""
     metrics = RelayMetrics(registry)
-    for name, target in config.targets.items():
-        metrics.init_target(name, target.kind, CHANNELS[target.kind].REASONS)
     metrics.watch_outbox(lambda: outbox.stats(clock()), {n: t.kind for n, t in config.targets.items()})
     http = client or httpx.AsyncClient(timeout=config.delivery.timeout_seconds)
-    sender = Sender(config, outbox, metrics, http, clock=clock)
+    mailbox = Inbox(outbox, config.inbox.keep_per_target)
+    sender = Sender(config, outbox, metrics, http, clock=clock, inbox=mailbox)
+    for name, target in config.targets.items():
+        metrics.init_target(name, target.kind, sender.channels[name].reasons)
     supervisor = Supervisor(metrics)
     supervisor.check("outbox_writer", lambda: outbox.writer_alive)
     metrics.watch_components(supervisor.components)
@@ -58,13 +69,17 @@ def create_app(
         supervisor.add(task_name, "sender", factory)
     supervisor.add("heartbeat-watch", "heartbeat_watch", watch.run)
     supervisor.add("storage-watch", "storage_watch", storage.run)
-    token = config.server.auth_token.get_secret_value().encode() if config.server.auth_token else None
+    secret = config.server.token()
+    token = secret.get_secret_value().encode() if secret is not None else None
     runbook = Runbook(config.server.runbook_path) if config.server.runbook_path else None
-    relay = Relay(config, outbox, metrics, sender, watch, storage, supervisor, runbook, clock, token)
+    relay = Relay(config, outbox, metrics, sender, watch, storage, supervisor, runbook, clock, token, mailbox)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         task = None
+        log.info("channels: %s", live_channels(config),
+                 extra={"targets": {n: t.kind for n, t in config.targets.items()},
+                        "disabled": list(config.disabled_targets)})
         if run_sender:
             task = asyncio.create_task(supervisor.run(), name="supervisor")
         try:
@@ -94,6 +109,6 @@ def create_app(
     app.state.metrics = metrics
     app.state.storage = storage
     app.state.supervisor = supervisor
-    for module in (webhooks, dead_letters, preview, public):
+    for module in (webhooks, dead_letters, preview, inbox, public):
         app.include_router(module.router)
     return app

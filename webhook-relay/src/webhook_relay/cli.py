@@ -15,12 +15,13 @@ from prometheus_client import CollectorRegistry
 
 from webhook_relay.alertmanager import Notification
 from webhook_relay.app import create_app
-from webhook_relay.config import ConfigError, RelayConfig, load_config
+from webhook_relay.channels import Outcome, open_channel
+from webhook_relay.config import ConfigError, RelayConfig, environment, load_config
+from webhook_relay.inbox import Inbox
 from webhook_relay.logs import setup_logging
 from webhook_relay.outbox import Outbox, StorageError
 from webhook_relay.render import Renderer, RenderError
 from webhook_relay.routes.dead_letters import dead_letter_json
-from webhook_relay.sender import post_message
 from webhook_relay.settings import RelaySettings
 from webhook_relay.split import SplitError
 
@@ -47,7 +48,9 @@ def sample_notification(status: str = "firing") -> Notification:
                     "labels": {"alertname": "RelayTest", "severity": "info"},
                     "annotations": {
                         "summary": "webhook-relay test message",
+                        "summary_zh": "webhook-relay 测试消息",
                         "description": "Sent by `webhook-relay send-test`; nothing is wrong.",
+                        "description_zh": "由 `webhook-relay send-test` 发送；一切正常。",
                     },
                     "startsAt": now,
                     "endsAt": now if status == "resolved" else "0001-01-01T00:00:00Z",
@@ -59,7 +62,9 @@ def sample_notification(status: str = "firing") -> Notification:
 
 
 def check_config(config: RelayConfig) -> None:
-    """Compile every target's template and render a sample, so template errors stop start-up."""
+    """Read the token file, compile every target's template and render a sample, so that these errors
+    stop start-up."""
+    config.server.token()
     for name, target in config.targets.items():
         try:
             Renderer(target).render(sample_notification())
@@ -68,7 +73,7 @@ def check_config(config: RelayConfig) -> None:
 
 
 def _load(settings: RelaySettings, path: str | None) -> RelayConfig:
-    config = load_config(Path(path) if path else settings.config)
+    config = load_config(Path(path) if path else settings.config, environment(settings.env_file))
     check_config(config)
     return config
 
@@ -97,18 +102,26 @@ def cmd_send_test(config: RelayConfig, target_name: str) -> int:
         _out(f"unknown target {target_name!r}; configured: {sorted(config.targets)}")
         return 2
     target = config.targets[target_name]
-    messages = Renderer(target).render(sample_notification())
+    messages = Renderer(target, config.links).render(sample_notification())
+    # Only the inbox channel touches the outbox database (shared with a running relay: SQLite WAL).
+    outbox = Outbox(config.storage.path) if target.kind == "inbox" else None
 
     async def send() -> int:
         async with httpx.AsyncClient(timeout=config.delivery.timeout_seconds) as client:
+            inbox = Inbox(outbox, config.inbox.keep_per_target) if outbox is not None else None
+            channel = open_channel(target_name, target, client=client, inbox=inbox)
             for message in messages:
-                result = await post_message(client, target, message, time.time())
+                result = await channel.send(message, time.time())
                 _out(f"{target_name}: {result.outcome.value} ({result.reason}) {result.detail}".rstrip())
-                if result.outcome.value != "delivered":
+                if result.outcome is not Outcome.DELIVERED:
                     return 1
         return 0
 
-    return asyncio.run(send())
+    try:
+        return asyncio.run(send())
+    finally:
+        if outbox is not None:
+            outbox.close()
 
 
 def cmd_dead_letters(config: RelayConfig, action: str, delivery_id: int | None) -> int:

@@ -6,6 +6,11 @@ Substitution happens on string values after YAML parsing, so an error can name t
 - `$$`               a literal `$`.
 An empty optional value means "not set": an empty `url` uses the channel's official endpoint, an empty
 `secret` turns signing off.
+
+A target marked `optional: true` whose credential is empty (DingTalk `access_token`, WeCom `key`, Feishu
+`token`, email `smtp.host`) is not configured at all: it is dropped, and so is its name from every route,
+`notify` and `alive_report` list. A team that uses one robot leaves the other's variables empty, and
+nothing is sent to (or dead-lettered for) a robot that does not exist.
 """
 
 from __future__ import annotations
@@ -23,16 +28,34 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
     model_validator,
 )
 
-ChannelKind = Literal["dingtalk", "wecom", "feishu"]
+ChannelKind = Literal["dingtalk", "wecom", "feishu", "email", "inbox"]
 
-# Official limits (REFERENCE.md); the defaults leave room for the "(i/n)" prefix and mentions.
-DEFAULT_MESSAGE_BYTES: dict[str, int] = {"dingtalk": 20000, "wecom": 4096, "feishu": 18000}
+# Official limits (REFERENCE.md); the defaults leave room for the "(i/n)" prefix and mentions. Email and
+# the inbox have no hard limit: theirs only keep one notification from becoming a monster.
+DEFAULT_MESSAGE_BYTES: dict[str, int] = {
+    "dingtalk": 20000, "wecom": 4096, "feishu": 18000, "email": 100_000, "inbox": 65_536,
+}
+# Rate limits where the kind's own is not the robots' 20 per minute: the inbox is a local table.
+DEFAULT_RATE_LIMITS: dict[str, dict[str, float]] = {"inbox": {"messages": 600, "period_seconds": 60}}
+# The setting that must be non-empty for a target of each kind to exist (`optional: true` drops it).
+CREDENTIALS: dict[str, tuple[str, ...]] = {
+    "dingtalk": ("access_token",), "wecom": ("key",), "feishu": ("token",), "email": ("smtp", "host"),
+}
+# Keys each kind may use besides the common ones (language, template, timezone, limits ...).
+_KIND_KEYS: dict[str, frozenset[str]] = {
+    "dingtalk": frozenset({"access_token", "secret", "url", "mentions"}),
+    "wecom": frozenset({"key", "url", "mentions"}),
+    "feishu": frozenset({"token", "secret", "url", "mentions"}),
+    "email": frozenset({"smtp", "recipients"}),
+    "inbox": frozenset(),
+}
 DEFAULT_URLS: dict[str, str] = {
     "dingtalk": "https://oapi.dingtalk.com/robot/send",
     "wecom": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send",
@@ -98,6 +121,54 @@ class Mention(_Strict):
         return not (self.mobiles or self.user_ids or self.all)
 
 
+def _address_list(value: Any) -> Any:
+    # `${SMTP_TO_CRITICAL:-}` substitutes to one string: a comma-separated list of addresses.
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+_ADDRESS = re.compile(r"^[^@\s<>,]+@[^@\s<>,]+$")
+
+
+class Smtp(_Strict):
+    """The mail server an email target sends through (`tls`: starttls | tls | none)."""
+
+    host: str
+    # Empty: 587 with STARTTLS, 465 with TLS, 25 without.
+    port: int | None = Field(default=None, ge=1, le=65535)
+    tls: Literal["starttls", "tls", "none"] = "starttls"
+    username: str | None = None
+    password: SecretStr | None = None
+    # The From: address.
+    sender: str
+    timeout_seconds: float = Field(default=30.0, gt=0)
+    # A private CA bundle (PEM) for the server's certificate; empty: the system's trust store.
+    ca_file: Path | None = None
+
+    @field_validator("port", "username", "password", "ca_file", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("sender")
+    @classmethod
+    def _sender(cls, value: str) -> str:
+        if not _ADDRESS.match(value):
+            raise ValueError("must be an email address")
+        return value
+
+    @model_validator(mode="after")
+    def _password_with_user(self) -> Smtp:
+        if (self.username is None) != (self.password is None):
+            raise ValueError("`username` and `password` go together (both empty: no authentication)")
+        return self
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or {"starttls": 587, "tls": 465, "none": 25}[self.tls]
+
+
 class RateLimit(_Strict):
     """At most `messages` sends in any window of `period_seconds` (the robots' own limit is 20/min)."""
 
@@ -106,9 +177,11 @@ class RateLimit(_Strict):
 
 
 class Target(_Strict):
-    """One group robot."""
+    """One way out: a group robot, a mailbox, or the relay's own inbox page."""
 
     kind: ChannelKind
+    # Dropped, with its name from every route, when its credential is empty (see the module docstring).
+    optional: bool = False
     url: str | None = None
     access_token: SecretStr | None = None  # dingtalk
     key: SecretStr | None = None  # wecom
@@ -125,6 +198,38 @@ class Target(_Strict):
     # past it, alerts are listed one line each, and what still does not fit is counted, not dropped
     # silently. A 20-alert group must not take minutes of a robot's 20-per-minute budget.
     max_messages: int = Field(default=3, ge=1, le=50)
+    smtp: Smtp | None = None  # email
+    # email: addresses by severity label (critical | warning | info | default); a severity with no
+    # list (and no `default`) is not mailed.
+    recipients: dict[str, list[str]] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_defaults(cls, value: Any) -> Any:
+        if isinstance(value, dict) and value.get("rate_limit") is None:
+            default = DEFAULT_RATE_LIMITS.get(str(value.get("kind")))
+            if default is not None:
+                value = {**value, "rate_limit": default}
+        return value
+
+    @field_validator("recipients", mode="before")
+    @classmethod
+    def _recipient_lists(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: _address_list(v) for k, v in value.items()}
+        return value
+
+    @field_validator("recipients")
+    @classmethod
+    def _known_recipient_severities(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        unknown = sorted(set(value) - set(SEVERITIES))
+        if unknown:
+            raise ValueError(f"unknown severity {unknown}; use {list(SEVERITIES)}")
+        for severity, addresses in value.items():
+            for address in addresses:
+                if not _ADDRESS.match(address):
+                    raise ValueError(f"{severity}: {address!r} is not an email address")
+        return value
 
     @field_validator("url")
     @classmethod
@@ -161,22 +266,24 @@ class Target(_Strict):
 
     @model_validator(mode="after")
     def _credentials_for_kind(self) -> Target:
-        needed = {"dingtalk": "access_token", "wecom": "key", "feishu": "token"}[self.kind]
-        if getattr(self, needed) is None:
-            raise ValueError(f"kind {self.kind} needs `{needed}`")
-        foreign = {
-            "dingtalk": ("key", "token"),
-            "wecom": ("access_token", "token", "secret"),
-            "feishu": ("access_token", "key"),
-        }[self.kind]
-        for name in foreign:
-            if getattr(self, name) is not None:
+        needed = CREDENTIALS.get(self.kind, ())
+        if needed and getattr(self, needed[0]) is None:
+            raise ValueError(f"kind {self.kind} needs `{needed[0]}`")
+        allowed = _KIND_KEYS[self.kind]
+        for name in sorted(set().union(*_KIND_KEYS.values()) - allowed):
+            if getattr(self, name):
                 raise ValueError(f"`{name}` is not used by kind {self.kind}")
+        if self.kind == "email" and not any(self.recipients.values()):
+            raise ValueError("kind email needs `recipients` (a list for at least one severity)")
         return self
 
     @property
     def message_bytes(self) -> int:
         return self.max_message_bytes or DEFAULT_MESSAGE_BYTES[self.kind]
+
+    def recipients_for(self, severity: str) -> list[str]:
+        """Email: the addresses for a severity label, else the `default` list (empty: not mailed)."""
+        return self.recipients.get(severity) or self.recipients.get("default") or []
 
     def mention_for(self, severity: str) -> Mention:
         return self.mentions.get(severity) or self.mentions.get("default") or Mention()
@@ -250,12 +357,15 @@ class Server(_Strict):
     host: str = "0.0.0.0"  # noqa: S104 - the relay is a network service; compose publishes it on loopback
     port: int = Field(default=8080, ge=1, le=65535)
     auth_token: SecretStr | None = None
+    # The token read from a file instead (the stack: generated at first start into a volume shared with
+    # Alertmanager's credentials_file), so it never sits in the container's environment.
+    auth_token_file: Path | None = None
     require_auth: bool = True
     max_body_bytes: int = Field(default=1 << 20, ge=1024)
     # runbook.md, served rendered at GET /runbook (public: it holds no secret). Empty: not served.
     runbook_path: Path | None = None
 
-    @field_validator("runbook_path", mode="before")
+    @field_validator("runbook_path", "auth_token_file", mode="before")
     @classmethod
     def _empty_path_is_none(cls, value: Any) -> Any:
         return None if value == "" else value
@@ -267,9 +377,28 @@ class Server(_Strict):
 
     @model_validator(mode="after")
     def _token_when_required(self) -> Server:
-        if self.require_auth and self.auth_token is None:
-            raise ValueError("`auth_token` is empty but `require_auth` is true")
+        if self.auth_token is not None and self.auth_token_file is not None:
+            raise ValueError("set `auth_token` or `auth_token_file`, not both")
+        if self.require_auth and self.auth_token is None and self.auth_token_file is None:
+            raise ValueError("`auth_token` and `auth_token_file` are empty but `require_auth` is true")
         return self
+
+    def token(self) -> SecretStr | None:
+        """The inbound token, read from `auth_token_file` when that is the source (at start-up).
+
+        Raises ConfigError when the file cannot be read or is empty.
+        """
+        if self.auth_token_file is None:
+            return self.auth_token
+        try:
+            value = self.auth_token_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"server.auth_token_file: cannot read {self.auth_token_file}: {exc.strerror}"
+            ) from None
+        if not value:
+            raise ConfigError(f"server.auth_token_file: {self.auth_token_file} is empty")
+        return SecretStr(value)
 
 
 class Storage(_Strict):
@@ -278,6 +407,12 @@ class Storage(_Strict):
     check_interval_seconds: float = Field(default=5.0, gt=0)
     # While the outbox stays unwritable, the direct notice to the chats is repeated this often.
     notice_repeat_seconds: float = Field(default=3600.0, gt=0)
+
+
+class Inbox(_Strict):
+    """GET /inbox: the last messages rendered for every target, kept in the outbox database."""
+
+    keep_per_target: int = Field(default=200, ge=1, le=10_000)
 
 
 class Delivery(_Strict):
@@ -306,6 +441,13 @@ class RelayConfig(_Strict):
     # Alert links given as paths (`/runbook#servicedown`, `/d/ofa-ve-overview`) are resolved against
     # the base named by their annotation, so the rules need not know where this deployment lives.
     links: dict[str, str] = Field(default_factory=dict)
+    inbox: Inbox = Field(default_factory=Inbox)
+    # Optional targets dropped for want of a credential (set by parse_config; not a config key).
+    _disabled: tuple[str, ...] = PrivateAttr(default=())
+
+    @property
+    def disabled_targets(self) -> tuple[str, ...]:
+        return self._disabled
 
     @field_validator("links")
     @classmethod
@@ -370,6 +512,56 @@ def substitute(node: Any, env: Mapping[str, str], path: str = "") -> Any:
     return _SUBST.sub(one, node)
 
 
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _credential(target: dict[str, Any]) -> Any:
+    node: Any = target
+    for key in CREDENTIALS.get(str(target.get("kind")), ()):
+        node = node.get(key) if isinstance(node, dict) else None
+    return node
+
+
+def drop_unconfigured(raw: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """`raw` without the `optional: true` targets whose credential is empty, and their names.
+
+    The names go from every route's `targets`, `heartbeat.notify` and `alive_report.targets` too. A
+    route left with nothing to do, or an alarm left with nobody to tell, is still refused by validation.
+    """
+    targets = raw.get("targets")
+    if not isinstance(targets, dict):
+        return raw, []
+    dropped = [
+        name for name, t in targets.items()
+        if isinstance(t, dict) and t.get("optional") is True and t.get("kind") in CREDENTIALS
+        and _blank(_credential(t))
+    ]
+    if not dropped:
+        return raw, []
+    gone = set(dropped)
+
+    def keep(names: Any) -> Any:
+        return [n for n in names if n not in gone] if isinstance(names, list) else names
+
+    routes: dict[str, Any] = {}
+    for name, route in (raw.get("routes") or {}).items():
+        if not isinstance(route, dict):
+            routes[name] = route
+            continue
+        route = {**route, "targets": keep(route.get("targets", []))}
+        beat = route.get("heartbeat")
+        if isinstance(beat, dict):
+            beat = {**beat, "notify": keep(beat.get("notify"))}
+            report = beat.get("alive_report")
+            if isinstance(report, dict) and "targets" in report:
+                beat["alive_report"] = {**report, "targets": keep(report["targets"])}
+            route["heartbeat"] = beat
+        routes[name] = route
+    out = {**raw, "targets": {n: t for n, t in targets.items() if n not in gone}, "routes": routes}
+    return out, dropped
+
+
 def _loc(loc: tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in loc if not str(p).startswith("function-after"))
 
@@ -386,15 +578,46 @@ def parse_config(text: str, env: Mapping[str, str] | None = None) -> RelayConfig
     if not isinstance(raw, dict):
         raise ConfigError("the config must be a mapping")
     raw = substitute(raw, os.environ if env is None else env)
+    raw, dropped = drop_unconfigured(raw)
     try:
-        return RelayConfig.model_validate(raw)
+        config = RelayConfig.model_validate(raw)
     except ValidationError as exc:
         lines = []
         for err in exc.errors(include_url=False, include_input=False):
             where = _loc(err["loc"]) or "(top level)"
             msg = err["msg"].removeprefix("Value error, ")
             lines.append(f"{where}: {msg}")
+        if dropped:
+            lines.append(f"(optional targets without credentials, left out: {', '.join(dropped)})")
         raise ConfigError("; ".join(lines)) from None
+    config._disabled = tuple(dropped)
+    return config
+
+
+def read_env_file(path: Path | str) -> dict[str, str]:
+    """`NAME=value` lines (blank lines and `#` comments skipped; the value is taken verbatim, no quotes)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read environment file {path}: {exc.strerror}") from None
+    values: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        name, sep, value = line.partition("=")
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name.strip()):
+            # The line may hold a secret: its number only.
+            raise ConfigError(f"environment file {path}, line {number}: expected NAME=value")
+        values[name.strip()] = value.rstrip("\r")
+    return values
+
+
+def environment(env_file: Path | str | None) -> dict[str, str]:
+    """The process environment, with the non-empty values of `env_file` on top."""
+    merged = dict(os.environ)
+    if env_file is not None:
+        merged.update({k: v for k, v in read_env_file(env_file).items() if v})
+    return merged
 
 
 def load_config(path: Path | str, env: Mapping[str, str] | None = None) -> RelayConfig:

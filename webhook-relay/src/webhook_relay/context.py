@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,6 +14,7 @@ from fastapi.responses import JSONResponse
 
 from webhook_relay.config import RelayConfig
 from webhook_relay.heartbeat import HeartbeatWatch
+from webhook_relay.inbox import Inbox
 from webhook_relay.metrics import RelayMetrics
 from webhook_relay.outbox import Outbox, StorageError
 from webhook_relay.runbook import Runbook
@@ -47,13 +50,24 @@ class Relay:
     runbook: Runbook | None
     clock: Callable[[], float]
     token: bytes | None
+    inbox: Inbox
 
-    def authorized(self, header: str) -> bool:
+    def authorized(self, header: str, *, basic: bool = False) -> bool:
+        """A bearer token equal to ours; with `basic`, also HTTP Basic with ours as the password."""
         if self.token is None:
             return True
         scheme, _, given = header.partition(" ")
+        if scheme.lower() == "basic" and basic:
+            try:
+                decoded = base64.b64decode(given.strip(), validate=True)
+            except (binascii.Error, ValueError):
+                return False
+            # Any user name: the token is the one secret; browsers just need a field to fill.
+            given = decoded.partition(b":")[2].decode("utf-8", "replace")
+        elif scheme.lower() != "bearer":
+            return False
         # Constant-time comparison, so the token cannot be guessed byte by byte from timings.
-        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), self.token)
+        return hmac.compare_digest(given.strip().encode(), self.token)
 
     async def problems(self) -> list[str]:
         """Why the relay cannot do its job right now (empty when it can)."""
@@ -76,6 +90,13 @@ def require_token(request: Request) -> None:
         raise ApiError(401, "missing or invalid bearer token", {"WWW-Authenticate": "Bearer"})
 
 
+def require_login(request: Request) -> None:
+    """Dependency of the pages people open in a browser (/inbox): HTTP Basic, the relay's token as the
+    password (any user name), or the same bearer header the API takes. The challenge makes the browser
+    ask for it; nothing is stored server-side, and a GET-only page has nothing to forge (no CSRF)."""
+    if not relay_of(request).authorized(request.headers.get("authorization", ""), basic=True):
+        raise ApiError(401, "log in with any user name and the relay's token as the password",
+                       {"WWW-Authenticate": 'Basic realm="webhook-relay inbox", charset="UTF-8"'})
 
 
 async def read_body(request: Request, limit: int) -> bytes:

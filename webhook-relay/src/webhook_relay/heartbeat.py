@@ -18,11 +18,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import httpx
 
+from webhook_relay.alertmanager import Notification
 from webhook_relay.config import Heartbeat, RelayConfig
 from webhook_relay.metrics import RelayMetrics
 from webhook_relay.notices import alert_payload, dumps, notice_payload
@@ -30,6 +32,20 @@ from webhook_relay.outbox import Outbox, StorageError
 
 log = logging.getLogger(__name__)
 ALERTNAME = "HeartbeatMissing"
+
+
+@dataclass
+class BeatStatus:
+    """What the inbox shows of one heartbeat route: when it last arrived, what, and the forward."""
+
+    route: str
+    last_seen: float | None = None  # None: nothing since the relay started
+    received: int = 0
+    last: Notification | None = None
+    forward_configured: bool = False
+    forwarded_at: float | None = None
+    forward_result: str | None = None  # ok | failed | unhealthy
+    alarm_since: float | None = None
 
 
 class HeartbeatWatch:
@@ -55,6 +71,8 @@ class HeartbeatWatch:
         self.health = health
         started = clock()
         self.last_seen = dict.fromkeys(self.routes, started)
+        self.beats = {route: BeatStatus(route, forward_configured=cfg.forward_url is not None)
+                      for route, cfg in self.routes.items()}
         self.alarm_since: dict[str, float | None] = dict.fromkeys(self.routes, None)
         self._forwarding: dict[str, asyncio.Task[None]] = {}
         self._reported_on = {route: self._report_day(route, started) for route in self.routes}
@@ -63,10 +81,20 @@ class HeartbeatWatch:
             if cfg.forward_url is not None:
                 metrics.init_heartbeat_forward(route, started)
 
-    def beat(self, route: str) -> None:
+    def status(self) -> list[BeatStatus]:
+        """Per heartbeat route, for the inbox page."""
+        for route, beat in self.beats.items():
+            beat.alarm_since = self.alarm_since[route]
+        return list(self.beats.values())
+
+    def beat(self, route: str, note: Notification | None = None) -> None:
         """A webhook reached a heartbeat route (the caller already checked the bearer token)."""
         now = self.clock()
         self.last_seen[route] = now
+        shown = self.beats[route]
+        shown.last_seen, shown.received = now, shown.received + 1
+        if note is not None:
+            shown.last = note
         self.metrics.heartbeat_last_seen.labels(route=route).set(now)
         cfg = self.routes[route]
         running = self._forwarding.get(route)
@@ -77,8 +105,10 @@ class HeartbeatWatch:
     async def _forward(self, route: str, cfg: Heartbeat) -> None:
         assert cfg.forward_url is not None and self.client is not None
         problems = await self.health() if self.health else []
+        shown = self.beats[route]
         if problems:
             # Staying silent is the message: the monitor alarms when the pings stop.
+            shown.forwarded_at, shown.forward_result = self.clock(), "unhealthy"
             self.metrics.heartbeat_forwards.labels(route=route, result="unhealthy").inc()
             log.error("heartbeat not forwarded: the relay is unhealthy",
                       extra={"route": route, "problems": problems})
@@ -90,6 +120,7 @@ class HeartbeatWatch:
         except httpx.HTTPError as exc:
             # The exception text may quote the URL, whose path is the monitor's token.
             ok, detail = False, type(exc).__name__
+        shown.forwarded_at, shown.forward_result = self.clock(), "ok" if ok else "failed"
         if ok:
             self.metrics.heartbeat_forwards.labels(route=route, result="ok").inc()
             self.metrics.heartbeat_forward_success.labels(route=route).set(self.clock())
@@ -139,8 +170,11 @@ class HeartbeatWatch:
             starts=starts,
             now=now,
             summary=f"No heartbeat on relay route {route} for more than {minutes} min",
+            summary_zh=f"中继路由 {route} 已超过 {minutes} 分钟没有收到心跳",
             description="Alertmanager's Watchdog stopped arriving: Prometheus, Alertmanager or the "
             "path to the relay is broken, so other alerts may not arrive either.",
+            description_zh="Alertmanager 的 Watchdog 心跳不再到达：Prometheus、Alertmanager 或到中继的链路"
+            "出了故障，其他告警可能也无法送达。",
             runbook_url=cfg.runbook_url,
             labels={"route": route},
         )
@@ -176,8 +210,11 @@ class HeartbeatWatch:
             dead = sum(s.dead for s in stats.values())
             payload = notice_payload(
                 key=f"alive-{route}-{day}",
+                alertname="AlertPipelineAlive",
                 title="Alert pipeline alive",
+                title_zh="告警链路运行正常",
                 text=f"Last heartbeat {seen}; {pending} message(s) waiting, {dead} dead letter(s).",
+                text_zh=f"最近一次心跳 {seen}；{pending} 条消息待发送，{dead} 条死信。",
                 now=now,
             )
             targets = cfg.alive_report.targets

@@ -1,7 +1,9 @@
 """Messages the relay raises itself (heartbeat missing, outbox not writable, pipeline alive).
 
 They are built as Alertmanager webhook payloads so they travel the same path as every alert
-(outbox, renderer, rate limit, retries) and look the same in the chat.
+(outbox, renderer, rate limit, retries) and look the same in the chat. Like every alert rule, each
+carries its texts in English and Chinese (`summary` / `summary_zh`, `description` / `description_zh`):
+each target shows its own language.
 """
 
 from __future__ import annotations
@@ -27,12 +29,19 @@ def alert_payload(
     starts: float,
     now: float,
     summary: str,
+    summary_zh: str,
     description: str,
+    description_zh: str,
     runbook_url: str | None,
     labels: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """A one-alert webhook payload for an alarm of the relay itself (critical)."""
-    annotations = {"summary": summary, "description": description}
+    annotations = {
+        "summary": summary,
+        "summary_zh": summary_zh,
+        "description": description,
+        "description_zh": description_zh,
+    }
     if runbook_url:
         annotations["runbook_url"] = runbook_url
     all_labels = {
@@ -60,12 +69,16 @@ def alert_payload(
     }
 
 
-def notice_payload(*, key: str, title: str, text: str, now: float) -> dict[str, Any]:
+def notice_payload(
+    *, key: str, alertname: str, title: str, title_zh: str, text: str, text_zh: str, now: float
+) -> dict[str, Any]:
     """A plain informational message (the daily "pipeline alive" line)."""
+    labels = {"alertname": alertname, "severity": "info", "service": "webhook-relay"}
+    annotations = {"summary": title, "summary_zh": title_zh, "description": text, "description_zh": text_zh}
     alert = {
         "status": "firing",
-        "labels": {"alertname": title, "severity": "info", "service": "webhook-relay"},
-        "annotations": {"summary": title, "description": text},
+        "labels": labels,
+        "annotations": annotations,
         "startsAt": iso(now),
         "endsAt": ZERO,
         "generatorURL": "",
@@ -76,9 +89,9 @@ def notice_payload(*, key: str, title: str, text: str, now: float) -> dict[str, 
         "receiver": NOTICE_RECEIVER,
         "status": "firing",
         "alerts": [alert],
-        "groupLabels": {"alertname": title},
-        "commonLabels": dict(alert["labels"]),
-        "commonAnnotations": dict(alert["annotations"]),
+        "groupLabels": {"alertname": alertname},
+        "commonLabels": dict(labels),
+        "commonAnnotations": dict(annotations),
         "externalURL": "",
         "groupKey": f"webhook-relay:{key}",
     }

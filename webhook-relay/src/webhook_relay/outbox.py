@@ -52,6 +52,20 @@ CREATE TABLE IF NOT EXISTS heartbeat (id INTEGER PRIMARY KEY CHECK (id = 1), at 
 -- let a burst through and get the robot throttled for minutes).
 CREATE TABLE IF NOT EXISTS sends (target TEXT NOT NULL, at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS sends_by_target ON sends (target, at);
+-- The last messages rendered for each target, as sent (or refused): served at GET /inbox.
+CREATE TABLE IF NOT EXISTS inbox (
+    id INTEGER PRIMARY KEY,
+    at REAL NOT NULL,
+    target TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    status TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    title TEXT NOT NULL,
+    text TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS inbox_by_target ON inbox (target, id);
 """
 
 
@@ -229,8 +243,8 @@ class Outbox:
                 # Never leave a transaction open: the next batch's BEGIN would fail forever.
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
-                error = StorageError(str(exc))
-                results = [(future, None, error) for _, future in batch]
+                failed = StorageError(str(exc))
+                results = [(future, None, failed) for _, future in batch]
         for future, value, error in results:
             if error is not None:
                 future.set_exception(error)
@@ -276,7 +290,7 @@ class Outbox:
         rows = self._read(
             "SELECT MIN(next_attempt_at) FROM deliveries WHERE target = ? AND status = 'pending'", (target,)
         )
-        return rows[0][0]
+        return None if rows[0][0] is None else float(rows[0][0])
 
     def record_part(self, delivery_id: int, parts_sent: int, done: bool, now: float) -> None:
         """Remember that the first `parts_sent` parts were accepted (all of them when `done`)."""
@@ -376,6 +390,38 @@ class Outbox:
             )
             for t, p, oldest, dead, failing in rows
         }
+
+    def add_inbox(self, row: tuple[Any, ...], keep_per_target: int) -> int:
+        """Store one inbox row (at, target, channel, status, severity, title, text, outcome, detail) and
+        forget that target's rows past the newest `keep_per_target`; returns the row id."""
+
+        def txn(conn: sqlite3.Connection) -> int:
+            cursor = conn.execute(
+                "INSERT INTO inbox (at, target, channel, status, severity, title, text, outcome, detail) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                row,
+            )
+            conn.execute(
+                "DELETE FROM inbox WHERE target = ? AND id <= "
+                "(SELECT id FROM inbox WHERE target = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                (row[1], row[1], keep_per_target),
+            )
+            return int(cursor.lastrowid or 0)
+
+        return self._write(txn)
+
+    def inbox_rows(self, target: str | None, limit: int) -> list[tuple[Any, ...]]:
+        """Newest first: (id, at, target, channel, status, severity, title, text, outcome, detail)."""
+        columns = "id, at, target, channel, status, severity, title, text, outcome, detail"
+        if target is None:
+            return self._read(f"SELECT {columns} FROM inbox ORDER BY id DESC LIMIT ?", (limit,))  # noqa: S608
+        return self._read(
+            f"SELECT {columns} FROM inbox WHERE target = ? ORDER BY id DESC LIMIT ?",  # noqa: S608
+            (target, limit),
+        )
+
+    def inbox_counts(self) -> dict[str, int]:
+        return dict(self._read("SELECT target, COUNT(*) FROM inbox GROUP BY target"))
 
     def check_writable(self, now: float) -> None:
         """Raise StorageError unless a write can be committed."""

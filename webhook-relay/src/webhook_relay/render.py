@@ -32,11 +32,17 @@ class RenderError(ValueError):
 
 @dataclass(frozen=True)
 class Message:
-    """One message to post: a title (DingTalk/Feishu), markdown text, and who to @mention."""
+    """One message to post: a title (DingTalk/Feishu, the email subject), markdown text, who to @mention.
+
+    `status` (firing | resolved | notice) colours it in the inbox; `severity` (the worst of its alerts)
+    picks an email target's recipients.
+    """
 
     title: str
     text: str
     mention: Mention = field(default_factory=Mention)
+    status: str = "firing"
+    severity: str = ""
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,14 @@ class Rendered:
 COMPACT_TEXT_BYTES = 180
 # Labels that identify an alert well enough for a link to it in Alertmanager's UI.
 _KEY_LABELS = ("alertname", "instance", "target", "gpu")
+
+
+def localized(annotations: Mapping[str, str], name: str, language: str) -> str:
+    """Annotation `name` in `language`: `name_zh` for Chinese, `name` for English; the other one only
+    when the wanted one is missing or empty, so a message never mixes languages it need not."""
+    chinese, english = annotations.get(f"{name}_zh", ""), annotations.get(name, "")
+    first, second = (chinese, english) if language == "zh" else (english, chinese)
+    return first or second
 
 
 def _cut(text: str, limit: int) -> tuple[str, bool]:
@@ -147,15 +161,19 @@ class Renderer:
             ("dashboard", self.resolve("dashboard_url", dashboard)),
             ("silence", self._silence_url(note.externalURL, alert) or ""),
         ]
-        summary, _ = _cut(ann.get("summary", ""), COMPACT_TEXT_BYTES)
-        short, cut = _cut(ann.get("description", ""), COMPACT_TEXT_BYTES)
+        language = self.target.language
+        summary_text = localized(ann, "summary", language)
+        description_text = localized(ann, "description", language)
+        summary, _ = _cut(summary_text, COMPACT_TEXT_BYTES)
+        short, cut = _cut(description_text, COMPACT_TEXT_BYTES)
         key = {k: v for k, v in alert.labels.items() if k in _KEY_LABELS}
         return {
             "status": alert.status,
             "alertname": alert.labels.get("alertname", "alert"),
             "severity": alert.labels.get("severity", "none"),
-            "summary": ann.get("summary", ""),
-            "description": ann.get("description", ""),
+            # In the target's language (the other one only when an alert lacks it).
+            "summary": summary_text,
+            "description": description_text,
             "labels": {k: v for k, v in alert.labels.items() if k not in _HIDDEN_LABELS},
             "annotations": dict(ann),
             "starts_at": self._time(alert.startsAt),
@@ -173,7 +191,8 @@ class Renderer:
     def _color(self, text: str, kind: str) -> str:
         if self.target.kind == "wecom":
             return f'<font color="{_WECOM_COLORS.get(kind, "comment")}">{text}</font>'
-        if self.target.kind == "dingtalk" and kind in _DINGTALK_COLORS:
+        # The inbox page turns these into coloured spans; email's plain-text part stays plain.
+        if self.target.kind in ("dingtalk", "inbox") and kind in _DINGTALK_COLORS:
             return f'<font color="{_DINGTALK_COLORS[kind]}">{text}</font>'
         return text
 
@@ -197,15 +216,27 @@ class Renderer:
                 items.append("@all")
         elif kind == "wecom":
             items = [f"<@{u}>" for u in mention.user_ids] + (["<@all>"] if mention.all else [])
-        else:
+        elif kind == "feishu":
             items = [f"<at id={u}></at>" for u in mention.user_ids] + (
                 ["<at id=all></at>"] if mention.all else []
             )
         return ("\n\n" + " ".join(items)) if items else ""
 
+    @staticmethod
+    def status(note: Notification) -> str:
+        """firing | resolved | notice: how the inbox colours the messages of `note`."""
+        return "notice" if note.receiver == NOTICE_RECEIVER else note.status
+
+    @staticmethod
+    def severity(note: Notification) -> str:
+        """The worst severity of the firing alerts (of all alerts once every one has resolved)."""
+        alerts = [a for a in note.alerts if a.status == "firing"] or note.alerts
+        found = {a.labels.get("severity", "") for a in alerts}
+        return next((s for s in _SEVERITY_ORDER if s in found), "default")
+
     def title(self, note: Notification) -> str:
         if note.receiver == NOTICE_RECEIVER:
-            return note.alerts[0].annotations.get("summary", "webhook-relay")
+            return localized(note.alerts[0].annotations, "summary", self.target.language) or "webhook-relay"
         firing = sum(a.status == "firing" for a in note.alerts)
         name = note.commonLabels.get("alertname") or note.groupLabels.get("alertname") or "alerts"
         if firing:
@@ -292,9 +323,13 @@ class Renderer:
         mention = self.mention(note)
         parts = split_text(text.strip("\n"), self.target.message_bytes, self.mention_line(mention))
         title = self.title(note)
+        status, severity = self.status(note), self.severity(note)
         if len(parts) == 1:
-            return [Message(title=title, text=parts[0], mention=mention)]
+            return [Message(title=title, text=parts[0], mention=mention, status=status, severity=severity)]
         return [
-            Message(title=f"{title} ({i}/{len(parts)})", text=part, mention=mention if i == 1 else Mention())
+            Message(
+                title=f"{title} ({i}/{len(parts)})", text=part, mention=mention if i == 1 else Mention(),
+                status=status, severity=severity,
+            )
             for i, part in enumerate(parts, start=1)
         ]

@@ -94,9 +94,12 @@ class StorageWatch:
             starts=since,
             now=now,
             summary="webhook-relay cannot store alerts (outbox not writable)",
+            summary_zh="webhook-relay 无法保存告警（发件箱不可写）",
             description="The disk under the relay's outbox refuses writes: new alerts are answered "
             "503 and wait in Alertmanager, which retries them; they arrive once space is freed. "
             f"Error: {self._error[:200]}",
+            description_zh="中继发件箱所在的磁盘拒绝写入：新告警会收到 503，由 Alertmanager 保留并重试，"
+            f"腾出空间后即可送达。错误：{self._error[:200]}",
             runbook_url=RUNBOOK_URL,
         )
 

@@ -15,10 +15,10 @@ from typing import Any
 import httpx
 
 from webhook_relay.alertmanager import Notification
-from webhook_relay.channels import CHANNELS, Outcome, Result
+from webhook_relay.channels import Channel, Outcome, Result, open_channel
 from webhook_relay.config import Delivery as DeliveryConfig
-from webhook_relay.config import RelayConfig, Target
-from webhook_relay.masking import scrub
+from webhook_relay.config import RelayConfig
+from webhook_relay.inbox import Inbox
 from webhook_relay.metrics import RelayMetrics
 from webhook_relay.outbox import Delivery, Outbox, StorageError
 from webhook_relay.ratelimit import RateLimiter
@@ -26,26 +26,6 @@ from webhook_relay.render import Message, Renderer, RenderError
 from webhook_relay.split import SplitError
 
 log = logging.getLogger(__name__)
-
-
-def target_secrets(target: Target) -> list[str]:
-    return [s.get_secret_value() for s in (target.access_token, target.key, target.token, target.secret) if s]
-
-
-async def post_message(client: httpx.AsyncClient, target: Target, message: Message, now: float) -> Result:
-    """Send one message; every failure becomes a Result (nothing raised, no secret in the detail)."""
-    channel = CHANNELS[target.kind]
-    request = channel.build(target, message, now)
-    try:
-        reply = await client.post(request.url, json=request.body)
-    except httpx.TimeoutException:
-        return Result(Outcome.TRANSIENT, "timeout", "request timed out")
-    except httpx.HTTPError as exc:
-        return Result(
-            Outcome.TRANSIENT, "network", scrub(f"{type(exc).__name__}: {exc}", target_secrets(target))
-        )
-    result: Result = channel.interpret(reply.status_code, reply.content)
-    return Result(result.outcome, result.reason, scrub(result.detail, target_secrets(target)))
 
 
 def backoff_delay(cfg: DeliveryConfig, attempts: int, rand: float) -> float:
@@ -72,6 +52,7 @@ class Sender:
         client: httpx.AsyncClient,
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
+        inbox: Inbox | None = None,
     ) -> None:
         self.config = config
         self.outbox = outbox
@@ -79,6 +60,12 @@ class Sender:
         self.client = client
         self.clock = clock
         self.rand = rand
+        # Every message any target got (or refused) is shown at GET /inbox; the inbox target itself
+        # is one of the channels, storing there being its way of delivering.
+        self.inbox = inbox or Inbox(outbox, config.inbox.keep_per_target)
+        self.channels: dict[str, Channel] = {
+            name: open_channel(name, t, client=client, inbox=self.inbox) for name, t in config.targets.items()
+        }
         self.renderers = {
             name: Renderer(t, config.links, max_messages=t.max_messages) for name, t in config.targets.items()
         }
@@ -228,11 +215,13 @@ class Sender:
             log.info("notification compacted to fit the message budget",
                      extra={**context, "mode": rendered.mode, "alerts": len(note.alerts),
                             "messages": len(messages)})
+        channel = self.channels[name]
         for index in range(item.parts_sent, len(messages)):
             await self._wait_for_limit(name)
             now = self.clock()
-            result = await post_message(self.client, target, messages[index], now)
+            result = await channel.send(messages[index], now)
             await self._record_send(name)
+            await self._show(name, messages[index], now, result)
             if result.outcome is Outcome.DELIVERED:
                 done = index + 1 == len(messages)
                 parts, at = index + 1, self.clock()
@@ -241,7 +230,8 @@ class Sender:
                     self._write("record_part", item.id, parts, done, at),
                     parts_sent=parts, status="delivered" if done else "pending",
                 )
-                self.metrics.delivered.labels(target=name, channel=target.kind).inc()
+                if result.reason != "skipped":  # an email severity nobody receives: nothing went out
+                    self.metrics.delivered.labels(target=name, channel=target.kind).inc()
                 if done:
                     self.metrics.delivery_duration.labels(channel=target.kind).observe(
                         max(0.0, self.clock() - item.received_at)
@@ -255,12 +245,24 @@ class Sender:
             return await self._retry(name, item, result, context)
         return True
 
+    async def _show(self, name: str, message: Message, now: float, result: Result) -> None:
+        """Keep what a robot or mailbox was given, and what it refused for good, for GET /inbox."""
+        kind = self.config.targets[name].kind
+        if kind == "inbox" or result.outcome is Outcome.TRANSIENT or result.reason == "skipped":
+            return  # the inbox stores its own; a retried message shows once it went (or was refused)
+        outcome = "sent" if result.outcome is Outcome.DELIVERED else "refused"
+        detail = "" if outcome == "sent" else f"{result.reason}: {result.detail}"
+        try:
+            await asyncio.to_thread(self.inbox.record, name, kind, message, now, outcome, detail)
+        except StorageError:
+            log.warning("could not show a message in the inbox", extra={"target": name})
+
     async def send_direct(self, name: str, messages: list[Message]) -> bool:
         """Post now, bypassing the outbox (for notices about the outbox itself); True if all went."""
         target = self.config.targets[name]
         for message in messages:
             await self._wait_for_limit(name)
-            result = await post_message(self.client, target, message, self.clock())
+            result = await self.channels[name].send(message, self.clock())
             self.limiters[name].record(self.clock())
             if result.outcome is not Outcome.DELIVERED:
                 self.metrics.failed.labels(target=name, channel=target.kind, reason=result.reason).inc()

@@ -230,13 +230,16 @@ def build_router(
         return {"status": "ok"}
 
     @router.get("/readyz", summary="Readiness: model loaded and warmed up",
-                responses={503: {"description": "loading, or failed with a retry scheduled"}})
+                responses={503: {"description": "downloading, loading, or failed with a retry scheduled"}})
     async def readyz() -> JSONResponse:
         st = service.engine.status()
         if st.state == "ready":
             return JSONResponse({"status": "ready"})
         return JSONResponse({
             "status": st.state,
+            # In words: "downloading 37 % of 3.1 GB", "loading the model", "warming up", "failed: ...".
+            "activity": st.activity,
+            "download": st.download.as_json() if st.download else None,
             "error": st.error,
             "failed_attempts": st.failed_attempts,
             "retry_in_s": None if st.retry_in_s is None else round(st.retry_in_s, 3),

@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ofa_ve import __version__, api
 from ofa_ve.api import Tracker
 from ofa_ve.detail import build_detail_router
+from ofa_ve.download import download_model
 from ofa_ve.engine import Engine
 from ofa_ve.gpu import GpuCollector, load_nvml
 from ofa_ve.looplag import LoopLagMonitor
@@ -55,7 +56,7 @@ def create_app(
     `on_device_fault` is called once if the accelerator fails for good (the entrypoint exits then)."""
     if engine is None:
         metrics = ServiceMetrics(registry, exemplar_interval_s=settings.exemplar_interval_s)
-        engine = Engine(settings, metrics, on_device_fault=on_device_fault)
+        engine = Engine(settings, metrics, on_device_fault=on_device_fault, downloader=download_model)
     else:
         metrics = engine.metrics
     metrics.expected_replicas.set(settings.expected_replicas)

@@ -17,6 +17,7 @@ from PIL import Image
 
 from ofa_ve import accel
 from ofa_ve.batching import BatchInfo, MicroBatcher
+from ofa_ve.download import DownloadProgress
 from ofa_ve.errors import ClientError, DeviceFaultError, InferenceError, NotReadyError, ServiceError
 from ofa_ve.loading import load_retry_delay
 from ofa_ve.metrics import ServiceMetrics
@@ -50,14 +51,32 @@ class ItemResult:
     postprocess_s: float
 
 
+# Fetches a hub model into the cache: (model id, revision, progress callback).
+Downloader = Callable[[str, str | None, Callable[[DownloadProgress], None]], None]
+
+
 @dataclass(frozen=True)
 class LoadStatus:
-    """A consistent snapshot of the model lifecycle, for /readyz and error messages."""
+    """A consistent snapshot of the model lifecycle, for /readyz, the UI and error messages."""
 
     state: str  # one of loading.MODEL_STATES
     error: str | None  # "ExceptionClass: message" of the last failed attempt, truncated
     failed_attempts: int  # consecutive failed attempts (reset to 0 once ready)
     retry_in_s: float | None  # seconds until the next attempt while failed, else None
+    download: DownloadProgress | None = None  # the last measurement while downloading
+    warming_up: bool = False  # loaded, running the warm-up inference
+
+    @property
+    def activity(self) -> str:
+        """What the replica is doing, in words: `downloading 37 % of 3.1 GB`, `warming up`, `failed: ...`."""
+        if self.state == "downloading":
+            return self.download.describe() if self.download else "downloading the model"
+        if self.state == "loading":
+            return "warming up" if self.warming_up else "loading the model"
+        if self.state == "failed":
+            retry = "" if self.retry_in_s is None else f"; next attempt in {self.retry_in_s:.0f} s"
+            return f"failed: {self.error}{retry}"
+        return self.state
 
 
 def _import_torch() -> Any:
@@ -104,10 +123,16 @@ class Engine:
         *,
         on_device_fault: Callable[[str], None] | None = None,
         torch_module: Any = None,
+        downloader: Downloader | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
         self._factory = model_factory
+        # A hub id (not a local directory) is fetched by this first, with its progress shown; without
+        # one, the model factory downloads (invisibly) or loads from disk.
+        self._downloader = downloader
+        self._download: DownloadProgress | None = None
+        self._warming_up = False
         self._on_device_fault = on_device_fault
         self._torch = torch_module  # imported on first need: only failures and OOM handling use it
         self.fault: str | None = None  # set once, by the worker, on an unrecoverable device fault
@@ -139,7 +164,9 @@ class Engine:
             retry_in = None
             if self.state == "failed" and self._retry_at is not None and self.fault is None:
                 retry_in = max(0.0, self._retry_at - time.monotonic())
-            return LoadStatus(self.state, self.error, self.failed_attempts, retry_in)
+            download = self._download if self.state == "downloading" else None
+            return LoadStatus(self.state, self.error, self.failed_attempts, retry_in, download,
+                              self._warming_up and self.state == "loading")
 
     def start(self) -> None:
         """Starts loading in the background; the HTTP server answers meanwhile."""
@@ -151,7 +178,8 @@ class Engine:
         ready."""
         with self._lock:
             self._lock.wait_for(
-                lambda: self.state != "loading" or self._loader is None or self._loader_done,
+                lambda: self.state not in ("loading", "downloading") or self._loader is None
+                or self._loader_done,
                 timeout,
             )
         return self.ready
@@ -184,9 +212,11 @@ class Engine:
         failures = 0
         last_error: str | None = None
         while not self._stopping.is_set():
+            download = self._downloader is not None and not s.model_is_local
             with self._lock:
-                self._set_state("loading")
-            log.info("loading model", extra={"model": s.model, "device": s.device, "attempt": failures + 1})
+                self._set_state("downloading" if download else "loading")
+            log.info("downloading model" if download else "loading model",
+                     extra={"model": s.model, "device": s.device, "attempt": failures + 1})
             started = time.monotonic()
             try:
                 model = self._attempt()
@@ -220,10 +250,29 @@ class Engine:
                 return
 
     def _attempt(self) -> EntailmentModel:
-        model = self._factory(self.settings)
-        if self.settings.warmup:
-            self._warm_up(model)
+        s = self.settings
+        if self._downloader is not None and not s.model_is_local:
+            self._downloader(s.model, s.model_revision, self._on_progress)
+            with self._lock:
+                self._download = None
+                self._set_state("loading")
+            log.info("loading model", extra={"model": s.model, "device": s.device})
+        model = self._factory(s)
+        if s.warmup:
+            with self._lock:
+                self._warming_up = True
+            try:
+                self._warm_up(model)
+            finally:
+                with self._lock:
+                    self._warming_up = False
         return model
+
+    def _on_progress(self, progress: DownloadProgress) -> None:
+        with self._lock:
+            self._download = progress
+        self.metrics.model_download_bytes.set(progress.done_bytes)
+        self.metrics.model_download_expected_bytes.set(progress.total_bytes or 0)
 
     def _serve(self, model: EntailmentModel, duration: float) -> None:
         batcher = MicroBatcher(

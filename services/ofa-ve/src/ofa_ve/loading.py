@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-MODEL_STATES = ("loading", "ready", "failed")
+# downloading: a hub model's weights are being fetched (first start); loading: the pipeline is built
+# and warmed up; ready: serving; failed: the last attempt failed and a retry is scheduled.
+MODEL_STATES = ("downloading", "loading", "ready", "failed")
 LOAD_RETRY_INITIAL_S = 10.0
 LOAD_RETRY_MAX_S = 300.0
 LOAD_RETRY_MULTIPLIER = 2.0

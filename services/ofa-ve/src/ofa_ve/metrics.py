@@ -170,9 +170,20 @@ class ServiceMetrics:
         )
         self.model_state = Gauge(
             "ofa_ve_model_state",
-            "Model lifecycle, one-hot: loading (an attempt runs), ready, failed (last attempt failed, "
-            "a retry is scheduled).",
+            "Model lifecycle, one-hot: downloading (a hub model's weights are fetched), loading (the "
+            "pipeline is built and warmed up), ready, failed (last attempt failed, a retry is scheduled).",
             ["state"], registry=registry,
+        )
+        self.model_download_bytes = Gauge(
+            "ofa_ve_model_download_bytes",
+            "Bytes of the hub model on disk during its download (partial files included); stays at the "
+            "last figure afterwards. 0 for a local model directory.",
+            registry=registry,
+        )
+        self.model_download_expected_bytes = Gauge(
+            "ofa_ve_model_download_expected_bytes",
+            "Size of the hub model according to the hub's file list (0: unknown, or a local model).",
+            registry=registry,
         )
         self.expected_replicas = Gauge(
             "ofa_ve_expected_replicas",

@@ -75,6 +75,21 @@ class UiHandler:
             return await self.service.infer(pair, self.service.deadline())
 
 
+def model_status(service: EntailmentService) -> str:
+    """One markdown line saying what the replica is doing (shown above the form, refreshed every 2 s)."""
+    st = service.engine.status()
+    if st.state == "ready":
+        return "**Model: ready.**"
+    note = ""
+    if st.state == "downloading":
+        note = " The first start fetches the weights once; they are kept in the `models` volume."
+    elif st.state == "failed":
+        note = " Requests get 503 until a retry succeeds."
+    else:
+        note = " Requests get 503 until the model is ready."
+    return f"**Model: {st.activity}.**{note}"
+
+
 def mount_ui(app: FastAPI, settings: Settings, tracker: Tracker, service: EntailmentService) -> None:
     """Builds the Blocks and mounts them at /ui."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no phoning home from a server
@@ -90,6 +105,10 @@ def mount_ui(app: FastAPI, settings: Settings, tracker: Tracker, service: Entail
     # Uploads land in gradio's cache directory: delete them after an hour so disk use stays bounded.
     with gr.Blocks(title="OFA visual entailment", delete_cache=(600, 3600)) as blocks:
         gr.Markdown("## OFA visual entailment\nDoes the image (and optional premise) entail the sentence?")
+        # Downloading n % of m GB, loading, warming up, failed: why; until it says ready.
+        status = gr.Markdown(lambda: model_status(service), elem_id="model-status")
+        gr.Timer(2.0).tick(lambda: model_status(service), outputs=status, show_progress="hidden",
+                           api_visibility="private", queue=False)
         with gr.Row():
             # A file, not gr.Image: the service checks the original bytes (type, size, pixel bombs)
             # instead of whatever gradio would re-encode.

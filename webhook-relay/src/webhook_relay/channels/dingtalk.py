@@ -8,6 +8,7 @@ import hmac
 from urllib.parse import quote_plus, urlencode
 
 from webhook_relay.channels.base import COMMON_REASONS, Request, Result, interpret_errcode
+from webhook_relay.channels.http import HttpChannel
 from webhook_relay.config import DEFAULT_URLS, Target
 from webhook_relay.render import Message
 
@@ -47,3 +48,15 @@ def build(target: Target, message: Message, now: float) -> Request:
 
 def interpret(status: int, content: bytes) -> Result:
     return interpret_errcode(status, content, TRANSIENT, PERMANENT)
+
+
+class DingTalkChannel(HttpChannel):
+    """The DingTalk custom robot as a `Channel`."""
+
+    reasons = REASONS
+
+    def build(self, message: Message, now: float) -> Request:
+        return build(self.target, message, now)
+
+    def interpret(self, status: int, content: bytes) -> Result:
+        return interpret(status, content)

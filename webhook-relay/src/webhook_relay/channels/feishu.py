@@ -15,6 +15,7 @@ from webhook_relay.channels.base import (
     errcode_result,
     parse_reply,
 )
+from webhook_relay.channels.http import HttpChannel
 from webhook_relay.config import DEFAULT_URLS, Target
 from webhook_relay.render import Message
 
@@ -58,3 +59,15 @@ def interpret(status: int, content: bytes) -> Result:
     if not isinstance(code, int):
         return errcode_result(-2, "reply without code", {}, {-2: "invalid_response"})
     return errcode_result(code, str(body.get("msg", body.get("StatusMessage", ""))), TRANSIENT, PERMANENT)
+
+
+class FeishuChannel(HttpChannel):
+    """The Feishu / Lark custom bot as a `Channel`."""
+
+    reasons = REASONS
+
+    def build(self, message: Message, now: float) -> Request:
+        return build(self.target, message, now)
+
+    def interpret(self, status: int, content: bytes) -> Result:
+        return interpret(status, content)

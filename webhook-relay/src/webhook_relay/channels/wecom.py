@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from webhook_relay.channels.base import COMMON_REASONS, Request, Result, interpret_errcode
+from webhook_relay.channels.http import HttpChannel
 from webhook_relay.config import DEFAULT_URLS, Target
 from webhook_relay.render import Message
 
@@ -25,3 +26,15 @@ def build(target: Target, message: Message, now: float) -> Request:
 
 def interpret(status: int, content: bytes) -> Result:
     return interpret_errcode(status, content, TRANSIENT, PERMANENT)
+
+
+class WeComChannel(HttpChannel):
+    """The WeCom group robot as a `Channel`."""
+
+    reasons = REASONS
+
+    def build(self, message: Message, now: float) -> Request:
+        return build(self.target, message, now)
+
+    def interpret(self, status: int, content: bytes) -> Result:
+        return interpret(status, content)

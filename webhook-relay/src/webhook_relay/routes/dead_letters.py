@@ -62,7 +62,7 @@ async def discard(delivery_id: int, request: Request) -> Response:
     relay = relay_of(request)
     item = await asyncio.to_thread(relay.outbox.get, delivery_id)
     discarded = item is not None and item.status == "dead"
-    if not discarded or not await asyncio.to_thread(relay.outbox.discard, delivery_id):
+    if item is None or not discarded or not await asyncio.to_thread(relay.outbox.discard, delivery_id):
         raise ApiError(404, f"no dead letter with id {delivery_id}")
     log.info("dead letter discarded", extra={**dead_letter_json(item), "payload": None, "error": None})
     return JSONResponse({"status": "discarded", "id": delivery_id})

@@ -1,4 +1,4 @@
-"""POST /api/v1/preview: the exact requests each target would receive; sends and stores nothing."""
+"""POST /api/v1/preview: exactly what each target would receive; sends and stores nothing."""
 
 from __future__ import annotations
 
@@ -10,9 +10,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
 from webhook_relay.alertmanager import Notification
-from webhook_relay.channels import CHANNELS
 from webhook_relay.context import ApiError, read_body, relay_of, require_token
-from webhook_relay.masking import mask_url
 from webhook_relay.render import RenderError
 from webhook_relay.split import SplitError
 
@@ -51,13 +49,14 @@ async def preview(request: Request) -> Response:
             rendered = relay.sender.renderers[name].render_budgeted(note)
         except (RenderError, SplitError) as exc:
             raise ApiError(422, f"target {name}: {exc}") from None
-        requests = [CHANNELS[target.kind].build(target, m, relay.clock()) for m in rendered.messages]
+        channel = relay.sender.channels[name]
         out[name] = {
             "channel": target.kind,
             "mode": rendered.mode,
+            # What each message would be: a robot's request body (URL masked), an email's parts, ...
             "messages": [
-                {"url": mask_url(r.url), "body": r.body, "bytes": len(m.text.encode("utf-8"))}
-                for r, m in zip(requests, rendered.messages, strict=True)
+                {**channel.preview(m, relay.clock()), "bytes": len(m.text.encode("utf-8"))}
+                for m in rendered.messages
             ],
         }
     return JSONResponse({"targets": out})

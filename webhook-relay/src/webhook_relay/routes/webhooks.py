@@ -40,7 +40,7 @@ async def receive(route: str, request: Request) -> Response:
         problems = [f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()[:5]]
         raise ApiError(400, "not an Alertmanager webhook payload: " + "; ".join(problems)) from None
     if route in relay.heartbeat.routes:
-        relay.heartbeat.beat(route)
+        relay.heartbeat.beat(route, note)
     targets = config.routes[route].targets
     if not targets:
         # A pure heartbeat route: noting the time (and forwarding it) was the whole job.
