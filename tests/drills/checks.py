@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -37,25 +38,39 @@ def route_timing(*, severity: str | None = None, receiver: str | None = None) ->
     return {k: seconds(v) for k, v in timing.items()}
 
 
-def effective_repeat(severity: str | None = None, *, receiver: str | None = None) -> float:
-    """How often a reminder really comes: at the first group flush after repeat_interval has passed.
+def effective_repeat(severity: str | None = None, *, receiver: str | None = None) -> tuple[float, float]:
+    """The shortest and longest time between two notifications of a firing alert (a reminder).
 
-    Alertmanager flushes a group every group_interval (its timer restarts once a flush is done, so
-    flushes drift later by the time each takes) and re-sends when the last notification is strictly
-    older than repeat_interval. A 1 h repeat with 5 min flushes reminds every 60 min (the 12th flush
-    is 12 flush-durations late); a repeat equal to the group_interval every two flushes.
+    Alertmanager flushes a group every group_interval (its timer restarts after each flush, so flushes
+    drift later by the time each takes) and re-sends once the last notification is strictly older than
+    repeat_interval. Whether the flush that falls exactly one repeat_interval later is already past it
+    depends on that drift against the first send's duration: a 1 h repeat with 5-minute flushes reminds
+    after 60 or 65 minutes; a repeat equal to the group_interval every two flushes.
     """
     t = route_timing(severity=severity, receiver=receiver)
-    flushes = max(2, math.ceil(t["repeat_interval"] / t["group_interval"]))
-    return flushes * t["group_interval"]
+    gi, repeat = t["group_interval"], t["repeat_interval"]
+    shortest = max(2, math.ceil(repeat / gi)) * gi
+    longest = max(shortest, (math.floor(repeat / gi) + 1) * gi)
+    return shortest, longest
 
 
-def reminders(fired_at: float, until: float, severity: str) -> int:
-    """Reminders of an alert first notified at `fired_at` and firing until `until`: the time of the
-    message resolving it (or the end of the drill). One per effective repeat interval before that; a
-    reminder due at the very flush that resolves it (within half a group_interval) is not sent."""
-    slack = route_timing(severity=severity)["group_interval"] / 2
-    return max(0, math.ceil((until - slack - fired_at) / effective_repeat(severity)) - 1)
+def assert_reminders(entries: list[Entry], channel: str, name: str, severity: str, end: float) -> int:
+    """Every reminder of `name` came on schedule (none swallowed, none extra) until it resolved at `end`.
+
+    Consecutive notifications (firing, then the reminders, then the resolution at `end`) are each at
+    most one effective repeat interval apart, reminders at least one, within a minute; returns how many
+    firing messages there were.
+    """
+    shortest, longest = effective_repeat(severity)
+    slack = 60.0
+    times = [e.sim_t for e in entries if e.channel == channel and e.key == ("FIRING", name) and e.part == 1]
+    assert times, f"no FIRING {name} on {channel}\n{render(entries)}"
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    report = f"{name} on {channel}: firing at {times}, resolved at {end}\n{render(entries)}"
+    assert all(shortest - slack <= g <= longest + slack for g in gaps), report
+    # The resolution (or the end of the drill) comes before another reminder would have been due.
+    assert end - times[-1] <= longest + slack, report
+    return len(times)
 
 
 def counts(entries: list[Entry], channel: str) -> Counter[tuple[str, str]]:

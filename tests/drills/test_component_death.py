@@ -21,7 +21,7 @@ DEAD_FOR = 30 * 60
 SETTLE = 20 * 60
 # The push monitor's documented configuration (runbook: Watchdog): period 1 min, grace 5 min.
 MONITOR_GRACE = 5 * 60
-WATCHDOG_PERIOD = checks.effective_repeat(receiver="heartbeat")
+_, WATCHDOG_PERIOD = checks.effective_repeat(receiver="heartbeat")
 
 
 def _pings_between(world: World, start: float, end: float) -> list[float]:

@@ -35,12 +35,12 @@ def test_model_load_fails_then_succeeds(world: World, tmp_path) -> None:
         world.sleep_until(MODEL_AT + SETTLE)
         entries = world.transcript()
         report = render(entries)
-        failed = checks.first(entries, "wecom", "FIRING", "OfaVeModelLoadFailed")
+        checks.first(entries, "wecom", "FIRING", "OfaVeModelLoadFailed")
         resolved = checks.first(entries, "wecom", "RESOLVED", "OfaVeModelLoadFailed")
         assert resolved.sim_t > MODEL_AT, report
-        reminders = checks.reminders(failed.sim_t, resolved.sim_t, "critical")
+        fired = checks.assert_reminders(entries, "wecom", "OfaVeModelLoadFailed", "critical", resolved.sim_t)
         assert checks.counts(entries, "wecom") == {
-            ("FIRING", "OfaVeModelLoadFailed"): 1 + reminders,
+            ("FIRING", "OfaVeModelLoadFailed"): fired,
             ("RESOLVED", "OfaVeModelLoadFailed"): 1,
         }, report
         assert "FileNotFoundError" in replica.log_text() or "failed" in replica.log_text()

@@ -61,7 +61,9 @@ def test_one_of_three_replicas_killed(world: World, two_more: list[Server], tmp_
     resolved = checks.first(entries, "wecom", "RESOLVED", "OfaVeReplicasMissing")
     assert resolved.sim_t > back_at, report
     assert checks.counts(entries, "wecom") == {
-        ("FIRING", "OfaVeReplicasMissing"): 1 + checks.reminders(missing.sim_t, resolved.sim_t, "warning"),
+        ("FIRING", "OfaVeReplicasMissing"): checks.assert_reminders(
+            entries, "wecom", "OfaVeReplicasMissing", "warning", resolved.sim_t
+        ),
         ("RESOLVED", "OfaVeReplicasMissing"): 1,
     }, report
     assert "fewer than the 3 expected" in missing.text or "3" in missing.text, report
