@@ -66,6 +66,23 @@ def test_prometheus_and_alertmanager_images_are_the_versions_the_tests_run() -> 
     assert re.fullmatch(r"grafana/grafana:\d+\.\d+\.\d+", SERVICES["grafana"]["image"])
 
 
+def test_victoriametrics_image_is_the_version_the_tests_run() -> None:
+    """The VictoriaMetrics tag equals the Debian build provision-tools.sh gives the tests and the stand-in
+    provision-docker.sh builds."""
+    version = _pinned_version("VICTORIAMETRICS_VERSION")
+    assert SERVICES["victoriametrics"]["image"] == f"victoriametrics/victoria-metrics:v{version}"
+    docker = (ROOT / "scripts" / "provision-docker.sh").read_text(encoding="utf-8")
+    assert f"VM_VERSION=v{version}\n" in docker
+
+
+def test_victoriametrics_keeps_a_year_on_its_own_volume() -> None:
+    """Retention defaults to 12 months through VM_RETENTION, and the data lives on a named volume."""
+    vm = SERVICES["victoriametrics"]
+    assert "-retentionPeriod=${VM_RETENTION:-12}" in vm["command"]
+    assert "-storageDataPath=/victoria-metrics-data" in vm["command"]
+    assert "victoriametrics-data:/victoria-metrics-data" in vm["volumes"]
+
+
 @pytest.mark.parametrize("name", sorted(SERVICES))
 def test_configs_are_mounted_read_only_and_data_lives_on_named_volumes(name: str) -> None:
     """Bind mounts from the repository are read-only; every other mount is a declared named volume."""
@@ -79,11 +96,12 @@ def test_configs_are_mounted_read_only_and_data_lives_on_named_volumes(name: str
 
 @pytest.mark.parametrize("name", sorted(SERVICES))
 def test_only_the_ui_api_and_grafana_are_published_on_bind_addr(name: str) -> None:
-    """UI/API and Grafana on ${BIND_ADDR}; Prometheus, Alertmanager and the relay on loopback by default."""
+    """UI/API and Grafana on ${BIND_ADDR}; Prometheus, Alertmanager, the relay and VictoriaMetrics on loopback
+    by default; nothing else published."""
     ports = SERVICES[name].get("ports", [])
     if name in PUBLIC:
         assert ports and all(p.startswith("${BIND_ADDR:-127.0.0.1}:") for p in ports), ports
-    elif name in {"prometheus", "alertmanager", "webhook-relay"}:
+    elif name in {"prometheus", "alertmanager", "webhook-relay", "victoriametrics"}:
         variable = {"webhook-relay": "RELAY"}.get(name, name.upper())
         prefix = f"${{{variable}_BIND_ADDR:-127.0.0.1}}:"
         assert ports and all(p.startswith(prefix) for p in ports), ports
