@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help venv tools docker browser test test-unit lint format dashboards check-monitoring tiny-model image-wheels test-stack drills bench bench-stress gpus up up-cpu down
+.PHONY: help venv tools docker browser test test-unit lint format dashboards check-monitoring tiny-model image-wheels test-stack drills bench bench-stress gpus up up-cpu down snapshots compare
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-17s %s\n", $$1, $$2}'
@@ -71,3 +71,9 @@ up-cpu: ## the stack without a GPU (needs .env)
 
 down: ## stop the stack (volumes are kept; `docker compose down -v` deletes the data)
 	docker compose -f docker-compose.yml -f docker-compose.cpu.yml down
+
+snapshots: ## copy the daily snapshots out of the stack into ./snapshots/ (open ./snapshots/<day>/report.html)
+	docker compose cp metrics-snapshot:/snapshots/. ./snapshots/
+
+compare: ## before/after report in the stack, e.g. make compare A=revision=v1.0 B=revision=v1.1 (Markdown on stdout)
+	docker compose exec metrics-snapshot metrics-snapshot compare --a "$(A)" --b "$(B)"

@@ -166,3 +166,52 @@ def test_env_example_documents_every_variable_the_compose_files_use() -> None:
     for variable, index in documented.items():
         above = next(line for line in reversed(lines[:index]) if not re.match(r"^[A-Z][A-Z0-9_]*=", line))
         assert above.startswith("#"), f"{variable} in .env.example has no comment above it"
+
+
+def test_victoriametrics_and_the_snapshot_service_start_by_default() -> None:
+    """Neither is behind a profile (`docker compose up` runs both); the snapshot service waits for VM."""
+    for name in ("victoriametrics", "metrics-snapshot"):
+        assert "profiles" not in SERVICES[name], name
+    assert SERVICES["metrics-snapshot"]["depends_on"] == {"victoriametrics": {"condition": "service_healthy"}}
+
+
+def test_the_snapshot_service_reads_victoriametrics_and_writes_its_own_volume() -> None:
+    """It queries VM by its compose name, mounts VM's data (for vmbackup) and keeps days on `snapshots`."""
+    from metrics_snapshot.settings import Settings
+
+    snapshot = SERVICES["metrics-snapshot"]
+    env = snapshot["environment"]
+    assert env["SNAPSHOT_URL"] == "http://victoriametrics:8428"
+    assert (env["SNAPSHOT_AT"], env["TZ"], env["SNAPSHOT_KEEP_DAYS"]) == (
+        "${SNAPSHOT_AT:-03:00}", "${TZ:-Asia/Shanghai}", "${SNAPSHOT_KEEP_DAYS:-90}")
+    data = f"victoriametrics-data:{env['SNAPSHOT_VM_DATA_PATH']}"
+    assert set(snapshot["volumes"]) == {"snapshots:/snapshots", data}
+    assert Settings().dir.as_posix() == "/snapshots"
+
+
+def test_the_snapshot_port_is_the_same_everywhere() -> None:
+    """The service's default listen port is the one its healthchecks and Prometheus' scrape target use."""
+    from metrics_snapshot.settings import Settings
+
+    port = Settings().listen.rsplit(":", 1)[1]
+    assert f"127.0.0.1:{port}/-/healthy" in " ".join(SERVICES["metrics-snapshot"]["healthcheck"]["test"])
+    dockerfile = (ROOT / "tools/metrics-snapshot/Dockerfile").read_text(encoding="utf-8")
+    assert f"127.0.0.1:{port}/-/healthy" in dockerfile
+    prometheus = (ROOT / "prometheus/prometheus.yml").read_text(encoding="utf-8")
+    assert f'"metrics-snapshot:{port}"' in prometheus
+
+
+def test_the_snapshot_image_carries_vmbackup_of_the_pinned_version() -> None:
+    """vmbackup and vmrestore come from the official images of the VictoriaMetrics version the stack runs."""
+    version = _pinned_version("VICTORIAMETRICS_VERSION")
+    dockerfile = (ROOT / "tools/metrics-snapshot/Dockerfile").read_text(encoding="utf-8")
+    assert f"FROM victoriametrics/vmbackup:v{version} AS vmbackup" in dockerfile
+    assert f"FROM victoriametrics/vmrestore:v{version} AS vmrestore" in dockerfile
+
+
+def test_the_snapshot_rule_interval_is_prometheus_evaluation_interval() -> None:
+    """Counts integrate the recorded rates over their samples: the step is the evaluation interval."""
+    from metrics_snapshot.settings import Settings
+
+    config = yaml.safe_load((ROOT / "prometheus/prometheus.yml").read_text(encoding="utf-8"))
+    assert f"{Settings().rule_interval_s:g}s" == config["global"]["evaluation_interval"]
