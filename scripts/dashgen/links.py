@@ -30,6 +30,7 @@ DATASOURCE = {"type": "prometheus", "uid": f"${{{DATASOURCE_VARIABLE}}}"}
 OVERVIEW_UID = "ofa-ve-overview"
 SLO_UID = "ofa-ve-slo"
 PIPELINE_UID = "alert-pipeline"
+HISTORY_UID = "metrics-history"
 
 
 def dashboard_url(uid: str, *, instance: str | None = None) -> str:

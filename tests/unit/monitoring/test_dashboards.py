@@ -53,10 +53,11 @@ def test_check_mode_reports_a_hand_edited_dashboard(tmp_path: Any) -> None:
     assert "ofa-ve-slo.json" in check.stderr
 
 
-def test_the_three_dashboards_have_distinct_fixed_uids() -> None:
-    """Overview, SLO and alert-pipeline dashboards exist under the uids alerts link to."""
+def test_the_four_dashboards_have_distinct_fixed_uids() -> None:
+    """Overview, SLO, alert-pipeline and metrics-history dashboards exist under the uids alerts link to."""
     urls = links()
-    assert {board["uid"] for board in BOARDS.values()} == {urls.OVERVIEW_UID, urls.SLO_UID, urls.PIPELINE_UID}
+    assert {board["uid"] for board in BOARDS.values()} == {
+        urls.OVERVIEW_UID, urls.SLO_UID, urls.PIPELINE_UID, urls.HISTORY_UID}
 
 
 @pytest.mark.parametrize("name", sorted(BOARDS))
@@ -168,6 +169,9 @@ def test_model_state_panel_names_every_state() -> None:
                                  "Delivery failures", "Outbox pending", "Dead letters", "Targets failing",
                                  "Outbox writable", "Components up", "Task restarts", "Heartbeat forwards",
                                  "Notification queue", "Config reloads"]),
+        ("metrics-history.json", ["Remote write lag", "Samples sent, retried, failed", "Rows ingested",
+                                  "Disk", "Bytes per stored sample", "Days behind", "Newest complete day",
+                                  "Backup size"]),
     ],
 )  # fmt: skip
 def test_dashboards_show_what_the_issue_asks_for(name: str, wanted: list[str]) -> None:
