@@ -11,6 +11,7 @@ import json
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 import httpx
 
@@ -23,7 +24,7 @@ SERVICE = "ofa-ve"
 # P50 = 0.25 + 0.25 * 0.25 / 0.5 = 0.375, P90 = 0.75 + 0.25 * 0.025 / 0.0625 = 0.85,
 # P95 = 1 + 0.5 * 0.0125 / 0.03125 = 1.2, P99 = 1.5 + 0.5 * 0.02125 / 0.03125 = 1.84.
 LATENCY_SHAPE = {"0.1": 0.0, "0.25": 0.25, "0.5": 0.75, "0.75": 0.875, "1.0": 0.9375, "1.5": 0.96875,
-                 "2.0": 1.0, "+Inf": 1.0}  # fmt: skip
+                 "2.0": 1.0, "3.0": 1.0, "+Inf": 1.0}  # fmt: skip
 LATENCY_QUANTILES = {"p50_seconds": 0.375, "p90_seconds": 0.85, "p95_seconds": 1.2, "p99_seconds": 1.84}
 # Inference stage: half under 50 ms, all under 100 ms: P50 = 0.05, P95 = 0.05 + 0.05 * 0.45 / 0.5 = 0.095.
 STAGE_SHAPE = {"0.025": 0.0, "0.05": 0.5, "0.1": 1.0, "+Inf": 1.0}
@@ -37,7 +38,7 @@ class Replica:
     revision_of_hour: Callable[[int], str]
     success_rate: Callable[[int], float]  # requests/s in hour h
     server_error_rate: float = 0.125
-    latency_scale: float = 1.0  # multiplies every bucket bound (a slower model)
+    latency_scale: float = 1.0  # every request this many times slower (a slower model), same buckets
     model: str = "damo/ofa_large"
     queue_depth: tuple[float, float] = (2.0, 4.0)  # alternating within every hour: mean 3, max 4
     gpu_memory_bytes: float = 8e9
@@ -45,10 +46,17 @@ class Replica:
     batch_size: float = 4.0
 
 
-def _scaled_bound(bound: str, scale: float) -> str:
-    if bound == "+Inf" or scale == 1.0:
-        return bound
-    return repr(float(bound) * scale)
+def stretched(bound: str, scale: float) -> float:
+    """The fraction of requests under `bound` when every latency of LATENCY_SHAPE is `scale` times longer:
+    the shape's cumulative fraction (linear between its bounds) at bound / scale."""
+    if bound == "+Inf":
+        return 1.0
+    x = float(bound) / scale
+    knots = [(0.0, 0.0)] + [(float(b), f) for b, f in LATENCY_SHAPE.items() if b != "+Inf"]
+    for (x0, f0), (x1, f1) in pairwise(knots):
+        if x <= x1:
+            return f0 + (f1 - f0) * (x - x0) / (x1 - x0)
+    return 1.0
 
 
 @dataclass
@@ -78,10 +86,11 @@ class SyntheticDay:
         yield self._labels(replica, hour, requests, result="server_error"), flat(bad)
         errors = "instance_revision_type:ofa_ve_errors:rate5m"
         yield self._labels(replica, hour, errors, type="inference_failed"), flat(bad)
-        for bound, fraction in LATENCY_SHAPE.items():
+        for bound in LATENCY_SHAPE:
             name = "instance_revision_endpoint_le:ofa_ve_request_duration_seconds_bucket:rate5m"
-            le = _scaled_bound(bound, replica.latency_scale)
-            yield self._labels(replica, hour, name, endpoint="entailment", le=le), flat(everything * fraction)
+            fraction = stretched(bound, replica.latency_scale)
+            labels = self._labels(replica, hour, name, endpoint="entailment", le=bound)
+            yield labels, flat(everything * fraction)
         for bound, fraction in STAGE_SHAPE.items():
             name = "instance_revision_stage_le:ofa_ve_stage_duration_seconds_bucket:rate5m"
             passes = everything * fraction / replica.batch_size

@@ -57,7 +57,8 @@ class Side:
         """For the report: what and when."""
         what = ", ".join(f"{k}={v}" for k, v in (("model", self.model), ("revision", self.revision)) if v)
         fmt = "%Y-%m-%d %H:%M"
-        when = f"{self.start.astimezone(zone).strftime(fmt)} to {self.end.astimezone(zone).strftime(fmt)}"
+        start, end = self.start.astimezone(zone).strftime(fmt), self.end.astimezone(zone).strftime(fmt)
+        when = f"{start} to {end} ({zone})"
         return f"{what or 'all revisions'}, {when}"
 
 
