@@ -22,8 +22,13 @@ import pytest
 from testcontainers.compose import DockerCompose
 
 from tests.integration.stack.stack import Stack
-from tests.integration.stack.testconfig import write_alertmanager_config, write_prometheus_config
+from tests.integration.stack.testconfig import (
+    SCRAPE_INTERVAL,
+    write_alertmanager_config,
+    write_prometheus_config,
+)
 from tests.support.env import ROOT, require_docker
+from tests.support.promql import duration_seconds
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +72,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "HEARTBEAT_URL": f"http://fakechat:9000/ping/{PING_TOKEN}",
         # Where a phone would open the runbook links; nothing listens there in the test.
         "RELAY_PUBLIC_URL": RELAY_PUBLIC_URL,
+        "STACK_RULE_INTERVAL_S": str(duration_seconds(SCRAPE_INTERVAL)),
     }
     env_file = work / "stack.env"
     _write_env_file(env_file, env)
