@@ -6,6 +6,9 @@ import json
 from collections.abc import Callable
 from datetime import date, datetime
 
+import pytest
+from metrics_snapshot.tables import DayTables
+
 from tests.unit.metrics_snapshot.conftest import ZONE, Rig
 
 FILES = {"requests.csv", "latency.csv", "stages.csv", "errors.csv", "load.csv", "gpu.csv", "snapshot.json",
@@ -110,3 +113,35 @@ def test_days_older_than_keep_days_are_deleted(rig_factory: Callable[..., Rig]) 
     rig.snapshotter.run_pending()
     assert rig.store.days() == [date(2025, 6, 3), date(2025, 6, 4)]
     assert rig.metric("metrics_snapshot_retained_days") == 2
+
+
+def test_a_day_without_any_data_is_exported_empty(rig_factory: Callable[..., Rig]) -> None:
+    """No series at all (VictoriaMetrics empty): headers-only CSVs, a report saying so, the day complete."""
+    rig = rig_factory("2025-06-01T10:00", "2025-06-02T03:05")
+    rig.api.series = {}
+    assert rig.snapshotter.run_pending().complete == [date(2025, 6, 1)]
+    folder = rig.store.day_dir(date(2025, 6, 1))
+    header = "hour_start,hour_end,instance,model,revision,result,requests,qps"
+    assert (folder / "requests.csv").read_text().splitlines() == [header]
+    report = (folder / "report.html").read_text()
+    assert "No data for this day." in report and report.count('class="chart empty"') == 8
+
+
+def test_an_unexpected_error_fails_only_that_day(
+    rig_factory: Callable[..., Rig], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash while building one day's tables is counted as an export failure; the service carries on."""
+    rig = rig_factory("2025-06-01T10:00", "2025-06-03T03:05")
+
+    calls: list[object] = []
+
+    def crash_on_the_first(windows: object, zone: object) -> object:
+        calls.append(windows)
+        if len(calls) == 1:
+            raise KeyError("le")
+        return DayTables(windows, zone)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("metrics_snapshot.runner.DayTables", crash_on_the_first)
+    result = rig.snapshotter.run_pending()
+    assert "export: KeyError" in result.failed[date(2025, 6, 1)] and result.complete == [date(2025, 6, 2)]
+    assert rig.metric("metrics_snapshot_failures_total", stage="export") == 1

@@ -17,7 +17,7 @@ from prometheus_client.registry import Collector
 from metrics_snapshot.schedule import Schedule
 from metrics_snapshot.store import SnapshotStore
 
-STAGES = ("query", "write", "backup")
+STAGES = ("query", "export", "write", "backup")
 RESULTS = ("complete", "failed")
 
 
@@ -79,7 +79,8 @@ class SnapshotMetrics:
             ["result"], registry=registry,
         )
         self.failures = Counter(
-            "metrics_snapshot_failures", "Failed steps: query (the query API), write (the volume), backup.",
+            "metrics_snapshot_failures",
+            "Failed steps: query (the query API), export (unforeseen data, a bug), write (the disk), backup.",
             ["stage"], registry=registry,
         )
         self.last_run_duration = Gauge(

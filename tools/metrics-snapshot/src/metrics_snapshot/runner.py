@@ -102,6 +102,10 @@ class Snapshotter:
             except OSError as exc:
                 self._fail("write")
                 result.failed[day] = f"write: {exc}"
+            except Exception as exc:  # a bug or data we did not foresee: that day fails, the service goes on
+                log.exception("day export crashed", extra={"day": day.isoformat()})
+                self._fail("export")
+                result.failed[day] = f"export: {exc.__class__.__name__}: {exc}"
         backup = None
         if exported and self.backup is not None:
             try:
