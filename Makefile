@@ -56,6 +56,7 @@ drills: venv tools ## only the incident drills (tests/drills, compressed time; -
 bench: venv tools ## benchmarks: tables on stdout, JSON under bench/results/
 	$(PY) bench/ofa_ve_bench.py
 	$(PY) bench/relay_bench.py
+	$(PY) bench/snapshot_bench.py
 
 bench-stress: venv ## overload, body memory and scrape impact: this tree against BASELINE (default main), interleaved
 	$(PY) bench/ofa_ve_stress.py --baseline $(or $(BASELINE),main)
