@@ -41,6 +41,7 @@ def test_mark_complete_records_the_backup_and_the_time(tmp_path: Path) -> None:
     store.write_day(DAY, {"a.csv": b"1"}, {})
     store.mark_complete(DAY, {"bytes": 10}, NOW)
     assert store.newest_complete() == DAY
+    assert (store.day_dir(DAY) / "manifest.json").stat().st_mode & 0o777 == 0o644
     assert store.manifest(DAY)["backup"] == {"bytes": 10}
     assert store.manifest(DAY)["completed_at"] == NOW.isoformat()
 

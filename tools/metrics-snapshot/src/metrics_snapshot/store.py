@@ -34,6 +34,7 @@ STATE = ".state.json"
 def _write_atomic(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
+        os.fchmod(fd, 0o644)  # readable like the day's other files (mkstemp makes it 0600)
         with os.fdopen(fd, "wb") as out:
             out.write(data)
             out.flush()
