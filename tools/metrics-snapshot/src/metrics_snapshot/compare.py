@@ -13,18 +13,17 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from html import escape
 from zoneinfo import ZoneInfo
 
 from metrics_snapshot.charts import Line, format_value, line_chart
-from metrics_snapshot.collect import Key, Windows
+from metrics_snapshot.collect import Windows
 from metrics_snapshot.histogram import merge, quantile, total
 from metrics_snapshot.report import STYLE
 from metrics_snapshot.stats import mann_whitney_u, smallest_p
-from metrics_snapshot.tables import histograms
+from metrics_snapshot.tables import regroup, regroup_histograms
 
 LATENCY_QUANTILES = (0.5, 0.9, 0.95, 0.99)
 STAGE_QUANTILES = (0.5, 0.95)
@@ -104,25 +103,6 @@ class Metric:
     windows: list[float] = field(default_factory=list)
 
 
-def _sum_by(values: dict[Key, dict[int, float]], keyfn: Callable[[Key], str]) -> dict[str, dict[int, float]]:
-    out: dict[str, dict[int, float]] = {}
-    for key, points in values.items():
-        slot = out.setdefault(keyfn(key), {})
-        for t, v in points.items():
-            slot[t] = slot.get(t, 0.0) + v
-    return out
-
-
-def _hist_by(values: dict[Key, dict[int, float]]) -> dict[str, dict[int, dict[float, float]]]:
-    """Buckets merged over replicas and revisions, by the family's own label (endpoint, stage)."""
-    out: dict[str, dict[int, dict[float, float]]] = {}
-    for key, points in histograms(values).items():
-        slot = out.setdefault(key[3], {})
-        for t, buckets in points.items():
-            slot[t] = merge([slot.get(t, {}), buckets])
-    return out
-
-
 def _quantile_metrics(name: str, hist: dict[int, dict[float, float]], qs: tuple[float, ...]) -> list[Metric]:
     everything = merge(hist.values())
     out = []
@@ -137,10 +117,10 @@ def _quantile_metrics(name: str, hist: dict[int, dict[float, float]], qs: tuple[
 def side_metrics(w: Windows) -> dict[str, Metric]:
     """Every compared metric of one side, keyed by name."""
     metrics: list[Metric] = []
-    for endpoint, hist in sorted(_hist_by(w.family("latency")).items()):
+    for endpoint, hist in sorted(regroup_histograms(w.family("latency"), lambda k: k[3]).items()):
         metrics += _quantile_metrics(f"latency {endpoint}", hist, LATENCY_QUANTILES)
-    by_result = _sum_by(w.family("requests"), lambda k: k[3])
-    served = _sum_by(w.family("requests"), lambda k: "all").get("all", {})
+    by_result = regroup(w.family("requests"), lambda k: k[3])
+    served = regroup(w.family("requests"), lambda k: "all").get("all", {})
     failed = by_result.get("server_error", {})
     metrics.append(Metric(
         "requests per second", "reqps", None,
@@ -152,7 +132,7 @@ def side_metrics(w: Windows) -> dict[str, Metric]:
         sum(failed.values()) / sum(served.values()) if sum(served.values()) else None,
         [failed.get(t, 0.0) / n for t, n in served.items() if n >= MIN_RATIO_REQUESTS],
     ))
-    for stage, hist in sorted(_hist_by(w.family("stages")).items()):
+    for stage, hist in sorted(regroup_histograms(w.family("stages"), lambda k: k[3]).items()):
         metrics += _quantile_metrics(f"stage {stage}", hist, STAGE_QUANTILES)
     memory = w.family("gpu_memory_mean")
     if memory:
@@ -162,8 +142,8 @@ def side_metrics(w: Windows) -> dict[str, Metric]:
                 per_window.setdefault(t, []).append(v)
         means = [sum(vs) / len(vs) for vs in per_window.values()]
         metrics.append(Metric("GPU memory used per GPU", "bytes", "lower", sum(means) / len(means), means))
-    items = _sum_by(w.family("batch_items"), lambda k: "all").get("all", {})
-    passes = _sum_by(w.family("batches"), lambda k: "all").get("all", {})
+    items = regroup(w.family("batch_items"), lambda k: "all").get("all", {})
+    passes = regroup(w.family("batches"), lambda k: "all").get("all", {})
     if sum(passes.values()):
         metrics.append(Metric(
             "batch size (mean)", "", None, sum(items.values()) / sum(passes.values()),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, date, datetime
 from html import escape
 from typing import Any
@@ -10,9 +9,9 @@ from zoneinfo import ZoneInfo
 
 from metrics_snapshot import SCHEMA_VERSION
 from metrics_snapshot.charts import Line, format_value, line_chart
-from metrics_snapshot.collect import Key, Windows
+from metrics_snapshot.collect import Windows
 from metrics_snapshot.histogram import merge, quantile, total
-from metrics_snapshot.tables import QUANTILES, histograms, mean
+from metrics_snapshot.tables import QUANTILES, mean, regroup, regroup_histograms
 
 STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 24px auto; max-width: 1560px; color: #222;
@@ -27,26 +26,6 @@ svg .legend { font-size: 11px; } svg .grid { stroke: #e5e5e5; } svg .empty { fon
 """
 
 LATENCY_LABELS = [f"P{round(q * 100)}" for q in QUANTILES]
-
-
-def _by(
-    values: dict[Key, dict[int, float]], keyfn: Callable[[Key], Any],
-    combine: Callable[[list[float]], float] = sum,
-) -> dict[Any, dict[int, float]]:
-    grouped: dict[Any, dict[int, list[float]]] = {}
-    for key, points in values.items():
-        for t, v in points.items():
-            grouped.setdefault(keyfn(key), {}).setdefault(t, []).append(v)
-    return {k: {t: combine(vs) for t, vs in pts.items()} for k, pts in grouped.items()}
-
-
-def _hist_by(values: dict[Key, dict[int, float]], keyfn: Callable[[Key], Any]) -> dict[Any, dict[int, dict]]:
-    out: dict[Any, dict[int, dict[float, float]]] = {}
-    for key, points in histograms(values).items():
-        for t, buckets in points.items():
-            slot = out.setdefault(keyfn(key), {})
-            slot[t] = merge([slot.get(t, {}), buckets])
-    return out
 
 
 def _cell(value: Any, unit: str = "") -> str:
@@ -79,13 +58,13 @@ class DayReport:
         return [points.get(end) for end in self.w.ends]
 
     def _summary(self) -> str:
-        requests = _by(self.w.family("requests"), lambda k: k[1:3])
-        errors = _by({k: v for k, v in self.w.family("requests").items() if k[3] == "server_error"},
+        requests = regroup(self.w.family("requests"), lambda k: k[1:3])
+        errors = regroup({k: v for k, v in self.w.family("requests").items() if k[3] == "server_error"},
                      lambda k: k[1:3])
         replicas = {k[1:3]: set() for k in self.w.family("requests")}
         for key in self.w.family("requests"):
             replicas[key[1:3]].add(key[0])
-        latency = _hist_by(self.w.family("latency"), lambda k: k[1:3])
+        latency = regroup_histograms(self.w.family("latency"), lambda k: k[1:3])
         rows = []
         for revision in sorted(requests):
             served = sum(requests[revision].values())
@@ -102,7 +81,7 @@ class DayReport:
         return _table(headers, rows)
 
     def _endpoints(self) -> str:
-        latency = _hist_by(self.w.family("latency"), lambda k: (k[1], k[2], k[3]))
+        latency = regroup_histograms(self.w.family("latency"), lambda k: (k[1], k[2], k[3]))
         rows = []
         for key in sorted(latency):
             day = merge(latency[key].values())
@@ -114,28 +93,28 @@ class DayReport:
         return self._series({t: v for t, buckets in hours.items() if (v := quantile(q, buckets)) is not None})
 
     def _charts(self) -> list[str]:
-        hours = _hist_by(self.w.family("latency"), lambda k: "all").get("all", {})
+        hours = regroup_histograms(self.w.family("latency"), lambda k: "all").get("all", {})
         pairs = zip(LATENCY_LABELS, QUANTILES, strict=True)
         latency = [Line(label, self._quantile(hours, q)) for label, q in pairs]
-        by_endpoint = _hist_by(self.w.family("latency"), lambda k: k[3])
+        by_endpoint = regroup_histograms(self.w.family("latency"), lambda k: k[3])
         p95_endpoint = [Line(name, self._quantile(pts, 0.95)) for name, pts in sorted(by_endpoint.items())]
-        by_result = _by(self.w.family("requests"), lambda k: k[3])
+        by_result = regroup(self.w.family("requests"), lambda k: k[3])
         qps = [Line(result, self._series({t: n / self.w.length_s for t, n in pts.items()}))
                for result, pts in sorted(by_result.items())]
-        served = _by(self.w.family("requests"), lambda k: "all").get("all", {})
-        by_type = _by(self.w.family("errors"), lambda k: k[3])
+        served = regroup(self.w.family("requests"), lambda k: "all").get("all", {})
+        by_type = regroup(self.w.family("errors"), lambda k: k[3])
         busiest = sorted(by_type, key=lambda t: -sum(by_type[t].values()))[:6]
         errors = [Line(t, self._series({h: n / served[h] for h, n in by_type[t].items() if served.get(h)}))
                   for t in busiest if sum(by_type[t].values()) > 0]
-        by_stage = _hist_by(self.w.family("stages"), lambda k: k[3])
+        by_stage = regroup_histograms(self.w.family("stages"), lambda k: k[3])
         stages = [Line(stage, self._quantile(pts, 0.95)) for stage, pts in sorted(by_stage.items())]
         per_gpu = {"gpu_memory_mean": [], "gpu_utilization_mean": []}
         for family, lines in per_gpu.items():
             for key, pts in sorted(self.w.family(family).items()):
                 lines.append(Line(f"{key[0]} gpu {key[3]} ({key[2]})", self._series(pts)))
-        items = _by(self.w.family("batch_items"), lambda k: "all").get("all", {})
-        passes = _by(self.w.family("batches"), lambda k: "all").get("all", {})
-        queue = _by(self.w.family("queue_depth_mean"), lambda k: "all", mean).get("all", {})
+        items = regroup(self.w.family("batch_items"), lambda k: "all").get("all", {})
+        passes = regroup(self.w.family("batches"), lambda k: "all").get("all", {})
+        queue = regroup(self.w.family("queue_depth_mean"), lambda k: "all", mean).get("all", {})
         load = [Line("mean batch size", self._series({t: items[t] / n for t, n in passes.items()
                                                       if n and t in items})),
                 Line("mean queue depth per replica", self._series(queue))]

@@ -9,7 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from metrics_snapshot.collect import Key, Windows
-from metrics_snapshot.histogram import parse_le, quantile, total
+from metrics_snapshot.histogram import merge, parse_le, quantile, total
 
 QUANTILES = (0.5, 0.9, 0.95, 0.99)
 ALL = "all"
@@ -32,14 +32,20 @@ Points = dict[int, float]
 Histograms = dict[Key, dict[int, dict[float, float]]]
 
 
-def with_all(values: dict[Key, Points], combine: Callable[[list[float]], float] = sum) -> dict[Key, Points]:
-    """The per-replica values plus, per model and revision, all replicas combined (instance "all")."""
-    grouped: dict[Key, dict[int, list[float]]] = {}
+def regroup(
+    values: dict[Key, Points], keyfn: Callable[[Key], Any], combine: Callable[[list[float]], float] = sum
+) -> dict[Any, Points]:
+    """Series combined per window under a new key (`keyfn` of their labels): summed, or `combine`d."""
+    grouped: dict[Any, dict[int, list[float]]] = {}
     for key, points in values.items():
         for t, value in points.items():
-            grouped.setdefault((ALL, *key[1:]), {}).setdefault(t, []).append(value)
-    combined = {key: {t: combine(vs) for t, vs in points.items()} for key, points in grouped.items()}
-    return {**values, **combined}
+            grouped.setdefault(keyfn(key), {}).setdefault(t, []).append(value)
+    return {key: {t: combine(vs) for t, vs in points.items()} for key, points in grouped.items()}
+
+
+def with_all(values: dict[Key, Points], combine: Callable[[list[float]], float] = sum) -> dict[Key, Points]:
+    """The per-replica values plus, per model and revision, all replicas combined (instance "all")."""
+    return {**values, **regroup(values, lambda key: (ALL, *key[1:]), combine)}
 
 
 def histograms(values: dict[Key, Points]) -> Histograms:
@@ -49,6 +55,16 @@ def histograms(values: dict[Key, Points]) -> Histograms:
         bound = parse_le(key[-1])
         for t, count in points.items():
             out.setdefault(key[:-1], {}).setdefault(t, {})[bound] = count
+    return out
+
+
+def regroup_histograms(values: dict[Key, Points], keyfn: Callable[[Key], Any]) -> dict[Any, dict[int, dict]]:
+    """Bucket series merged per window under a new key (`keyfn` of their labels without `le`)."""
+    out: dict[Any, dict[int, dict[float, float]]] = {}
+    for key, points in histograms(values).items():
+        slot = out.setdefault(keyfn(key), {})
+        for t, buckets in points.items():
+            slot[t] = merge([slot.get(t, {}), buckets])
     return out
 
 
