@@ -69,3 +69,11 @@ def test_identical_data_shows_no_change(upgrade: VictoriaMetrics, tmp_path: Path
     verdicts = {name: cells[-1] for name, cells in rows.items() if name != "exit"}
     assert len(verdicts) >= 8 and set(verdicts.values()) == {"no change"}
     assert rows["exit"] == ["0"]
+
+
+def test_a_side_without_data_is_an_error_naming_it(upgrade: VictoriaMetrics, tmp_path: Path) -> None:
+    """A revision that never ran (a typo) is reported as such with exit status 1, not as an empty report."""
+    process = snapshot_command(["compare", "--a", f"revision=r1,{_range(BEFORE)}", "--b", "revision=r9"],
+                               upgrade, tmp_path)
+    assert process.returncode == 1
+    assert "no requests found for one side" in process.stderr and "revision=r9" in process.stderr

@@ -145,6 +145,11 @@ def cmd_compare(settings: Settings, args: argparse.Namespace) -> int:
     with PromClient(settings.url, timeout=settings.query_timeout_s) as client:
         sides = [side_metrics(collect(client, side.start, side.end, window_s, settings.rule_interval_s,
                                       side.matchers(settings.selector))) for side in (a, b)]
+    for name, side, metrics in (("A", args.a, sides[0]), ("B", args.b, sides[1])):
+        if not metrics["requests per second"].windows:
+            log.error("no requests found for one side: check its model, revision and range",
+                      extra={"side": name, "spec": side, "source": settings.url})
+            return 1
     rows = compare_metrics(sides[0], sides[1], alpha=args.alpha, min_effect=args.min_effect)
     result = Comparison(a, b, window_s, args.alpha, args.min_effect, zone, rows, sides[0], sides[1])
     if args.markdown:
