@@ -237,16 +237,16 @@ def _by_labels(result: list[dict]) -> dict[str, float]:
     return {json.dumps(r["metric"], sort_keys=True): float(r["value"][1]) for r in result}
 
 
-# The same query on both datasources; relative tolerance. Raw and recorded samples are the very samples
-# Prometheus stored, so they match exactly; rate() is computed differently (VictoriaMetrics does not
-# extrapolate to the window's edges), so it only matches roughly.
+# The same query on both datasources, with a relative tolerance: raw and recorded samples are the very
+# samples Prometheus stored, so they match (the quantile up to float rounding). rate() is left out on
+# purpose: VictoriaMetrics computes it differently around a series' start (docs/long-term-storage.md),
+# and right after the stack starts the two differ by several times.
 SAME_ANSWERS = {
     "count(up)": 0.0,
     "sum by (endpoint, result) (ofa_ve_requests_total)": 1e-9,
     "sum by (result) (instance_result:ofa_ve_requests:rate5m)": 1e-9,
     "sum by (revision) (instance_revision_endpoint_le:ofa_ve_request_duration_seconds_bucket:rate5m)": 1e-9,
-    "histogram_quantile(0.95, sum by (le) (ofa_ve_request_duration_seconds_bucket))": 0.05,
-    "sum(rate(ofa_ve_request_duration_seconds_count[5m]))": 0.25,
+    "histogram_quantile(0.95, sum by (le) (ofa_ve_request_duration_seconds_bucket))": 1e-6,
 }
 
 
