@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help venv tools docker browser test test-unit lint format dashboards check-monitoring tiny-model image-wheels test-stack drills bench bench-stress gpus up up-cpu down secrets
+.PHONY: help venv tools docker browser test test-unit lint format dashboards check-monitoring tiny-model image-wheels test-stack drills bench bench-stress gpus up up-cpu down secrets snapshots compare
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-17s %s\n", $$1, $$2}'
@@ -56,6 +56,7 @@ drills: venv tools ## only the incident drills (tests/drills, compressed time; -
 bench: venv tools ## benchmarks: tables on stdout, JSON under bench/results/
 	$(PY) bench/ofa_ve_bench.py
 	$(PY) bench/relay_bench.py
+	$(PY) bench/snapshot_bench.py
 
 bench-stress: venv ## overload, body memory and scrape impact: this tree against BASELINE (default main), interleaved
 	$(PY) bench/ofa_ve_stress.py --baseline $(or $(BASELINE),main)
@@ -74,3 +75,9 @@ secrets: ## print the generated (or .env) Grafana admin password and relay token
 
 down: ## stop the stack (volumes are kept; `docker compose down -v` deletes the data)
 	docker compose -f docker-compose.yml -f docker-compose.cpu.yml down
+
+snapshots: ## copy the daily snapshots out of the stack into ./snapshots/ (open ./snapshots/<day>/report.html)
+	docker compose cp metrics-snapshot:/snapshots/. ./snapshots/
+
+compare: ## before/after report in the stack, e.g. make compare A=revision=v1.0 B=revision=v1.1 (Markdown on stdout)
+	docker compose exec metrics-snapshot metrics-snapshot compare --a "$(A)" --b "$(B)"

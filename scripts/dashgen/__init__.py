@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dashgen import overview, pipeline, slo
+from dashgen import history, overview, pipeline, slo
 
 
 def build_all() -> dict[str, dict]:
@@ -11,4 +11,5 @@ def build_all() -> dict[str, dict]:
         "ofa-ve-overview.json": overview.build(),
         "ofa-ve-slo.json": slo.build(),
         "alert-pipeline.json": pipeline.build(),
+        "metrics-history.json": history.build(),
     }

@@ -17,12 +17,20 @@ DASHBOARD_PATH = "/d"
 # The alert-template value of the overview's `instance` variable: the alert's own replica.
 ALERT_INSTANCE = "{{ $labels.instance }}"
 
-# Provisioned in grafana/provisioning/datasources/prometheus.yml with this fixed uid.
-DATASOURCE = {"type": "prometheus", "uid": "prometheus"}
+# The two provisioned datasources (grafana/provisioning/datasources/*.yml), by fixed uid: Prometheus
+# (local retention, 30 days) and VictoriaMetrics (the remote-write copy, 12 months). Both speak the
+# Prometheus query API, so every panel runs unchanged on either.
+PROMETHEUS_UID = "prometheus"
+VICTORIAMETRICS_UID = "victoriametrics"
+# Every dashboard's `datasource` variable picks one of them (Prometheus by default); panels, queries,
+# annotations and the other variables name the variable, never a uid.
+DATASOURCE_VARIABLE = "datasource"
+DATASOURCE = {"type": "prometheus", "uid": f"${{{DATASOURCE_VARIABLE}}}"}
 
 OVERVIEW_UID = "ofa-ve-overview"
 SLO_UID = "ofa-ve-slo"
 PIPELINE_UID = "alert-pipeline"
+HISTORY_UID = "metrics-history"
 
 
 def dashboard_url(uid: str, *, instance: str | None = None) -> str:

@@ -1,8 +1,8 @@
 """Builders for the few Grafana panel kinds the dashboards use, and a grid that places them.
 
 Plain dicts in Grafana's dashboard JSON model (schemaVersion 39, Grafana 10/11). Every panel gets a
-unit and the fixed datasource uid; ids and grid positions are assigned in order so the output is
-stable from one run to the next.
+unit and the dashboard's `datasource` variable (Prometheus or VictoriaMetrics); ids and grid positions
+are assigned in order so the output is stable from one run to the next.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from dashgen.links import DATASOURCE
+from dashgen.links import DATASOURCE, DATASOURCE_VARIABLE, PROMETHEUS_UID
 
 GRID_WIDTH = 24
 
@@ -189,6 +189,25 @@ class Grid:
         self._row_height = 0
 
 
+def datasource_variable() -> dict:
+    """The `datasource` variable: any Prometheus-API datasource, Prometheus (30 days) by default and
+    VictoriaMetrics (a year) one click away."""
+    return {
+        "name": DATASOURCE_VARIABLE,
+        "label": "Data source",
+        "description": "Prometheus keeps 30 days; VictoriaMetrics the remote-written copy, 12 months.",
+        "type": "datasource",
+        "query": "prometheus",
+        "regex": "",
+        "current": {"selected": True, "text": "Prometheus", "value": PROMETHEUS_UID},
+        "refresh": 1,
+        "includeAll": False,
+        "multi": False,
+        "hide": 0,
+        "options": [],
+    }
+
+
 def instance_variable(job: str) -> dict:
     """A multi-select `instance` variable over the targets of one scrape job."""
     query = f'label_values(up{{job="{job}"}}, instance)'
@@ -254,7 +273,7 @@ def dashboard(
                 },
             ]
         },
-        "templating": {"list": variables},
+        "templating": {"list": [datasource_variable(), *variables]},
         "links": links,
         "panels": grid.panels,
     }

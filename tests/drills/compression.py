@@ -136,6 +136,8 @@ class Compression:
 
         Docker's DNS discovery of ofa-ve becomes file discovery, which the drills edit the way Docker's
         DNS changes: a stopped replica leaves the file (it vanishes), a hung one stays (it times out).
+        Static jobs of services the drills do not run (VictoriaMetrics, the snapshot service) are left
+        out, as is remote_write: their targets would only be down and fire ServiceDown.
         """
         out = copy.deepcopy(doc)
         g = out.setdefault("global", {})
@@ -149,6 +151,11 @@ class Compression:
         for am in out["alerting"]["alertmanagers"]:
             for static in am.get("static_configs", []):
                 static["targets"] = [addresses.get(t, t) for t in static["targets"]]
+        out["scrape_configs"] = [
+            job for job in out["scrape_configs"]
+            if "dns_sd_configs" in job
+            or all(t in addresses for static in job.get("static_configs", []) for t in static["targets"])
+        ]
         for job in out["scrape_configs"]:
             job.pop("scrape_interval", None)
             job.pop("scrape_timeout", None)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import tempfile
+from datetime import UTC, datetime, time
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
 from prometheus_client import CollectorRegistry, generate_latest
 
 from tests.support.fake_nvml import make_fake_nvml, make_fake_torch
@@ -17,8 +22,24 @@ PROMETHEUS_SYNTHETIC = {
 }
 
 
+def _snapshot_names() -> set[str]:
+    """Names the snapshot service exposes once a day is complete (the folder-derived gauges included)."""
+    from metrics_snapshot.metrics import SnapshotMetrics
+    from metrics_snapshot.schedule import Schedule
+    from metrics_snapshot.store import SnapshotStore
+
+    now = datetime(2025, 6, 2, 12, tzinfo=UTC)
+    with tempfile.TemporaryDirectory() as folder:
+        store = SnapshotStore(Path(folder))
+        store.write_day(datetime(2025, 6, 1).date(), {}, {})
+        store.mark_complete(datetime(2025, 6, 1).date(), {"bytes": 1}, now)
+        registry = CollectorRegistry()
+        SnapshotMetrics(registry, store, Schedule(ZoneInfo("UTC"), time(3), 7), lambda: now)
+        return exposed_names(generate_latest(registry).decode())
+
+
 def service_metric_names() -> set[str]:
-    """Names ofa-ve (GPU collector on a fake NVML included) and webhook-relay expose."""
+    """Names ofa-ve (GPU collector on a fake NVML included), webhook-relay and metrics-snapshot expose."""
     from ofa_ve.gpu import GpuCollector
     from ofa_ve.metrics import ServiceMetrics
     from webhook_relay.metrics import RelayMetrics
@@ -36,4 +57,5 @@ def service_metric_names() -> set[str]:
     metrics.watch_outbox(lambda: {"dingtalk-ops": TargetStats(1, 5.0, 1, 1)}, {"dingtalk-ops": "dingtalk"})
     metrics.watch_components(lambda: {"sender": True})
 
-    return exposed_names(generate_latest(ofa_ve).decode()) | exposed_names(generate_latest(relay).decode())
+    return (exposed_names(generate_latest(ofa_ve).decode()) | exposed_names(generate_latest(relay).decode())
+            | _snapshot_names())

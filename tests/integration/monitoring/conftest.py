@@ -9,9 +9,11 @@ metric families the dashboards and alerts name.
 from __future__ import annotations
 
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -120,14 +122,42 @@ def start_prometheus(work: Path, config: dict, extra_args: tuple[str, ...] = ())
     )
 
 
+class _AcceptEverything(BaseHTTPRequestHandler):
+    """A remote-write receiver that takes every request and keeps nothing."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
 @pytest.fixture(scope="session")
-def prometheus(tmp_path_factory: pytest.TempPathFactory, alertmanager: Server) -> Iterator[Server]:
-    """A running Prometheus with the bundle's rule files, sending to the test Alertmanager."""
+def remote_write_sink() -> Iterator[str]:
+    """URL of a remote-write receiver that accepts everything (so Prometheus exports its queue metrics)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _AcceptEverything)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/api/v1/write"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="session")
+def prometheus(
+    tmp_path_factory: pytest.TempPathFactory, alertmanager: Server, remote_write_sink: str
+) -> Iterator[Server]:
+    """A running Prometheus with the bundle's rule files, sending to the test Alertmanager and remote-writing
+    (as the stack does) to a receiver that accepts everything."""
     config = {
         "global": {"scrape_interval": "15s", "evaluation_interval": "15s"},
         "alerting": {
             "alertmanagers": [{"static_configs": [{"targets": [alertmanager.url.removeprefix("http://")]}]}]
         },
+        "remote_write": [{"name": "victoriametrics", "url": remote_write_sink,
+                          "queue_config": {"batch_send_deadline": "1s"}}],
     }
     server = start_prometheus(tmp_path_factory.mktemp("prometheus"), config)
     _wait_for_alertmanager(server)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 
@@ -57,9 +59,18 @@ def test_rules_are_loaded_and_healthy(prometheus: Server) -> None:
     assert {"ofa-ve-requests", "ofa-ve-slo-availability", "ofa-ve.alerts", "prometheus.alerts"} <= names
 
 
+# Exported only once the first batch was sent (rule evaluations write ALERTS within 15 s).
+FIRST_SEND = "prometheus_remote_storage_queue_highest_sent_timestamp_seconds"
+
+
 @pytest.fixture(scope="module")
 def server_names(prometheus: Server, alertmanager: Server) -> set[str]:
-    """Names the running Prometheus and Alertmanager expose about themselves."""
+    """Names the running Prometheus and Alertmanager expose about themselves (remote write's included)."""
+    deadline = time.monotonic() + 60
+    while FIRST_SEND not in exposed_names(httpx.get(f"{prometheus.url}/metrics", timeout=10).text):
+        if time.monotonic() > deadline:
+            pytest.fail(f"Prometheus sent nothing to its remote-write receiver within 60 s ({FIRST_SEND})")
+        time.sleep(0.5)
     names: set[str] = set()
     for server in (prometheus, alertmanager):
         names |= exposed_names(httpx.get(f"{server.url}/metrics", timeout=10).text)
@@ -76,5 +87,6 @@ def test_prometheus_and_alertmanager_metrics_named_by_dashboards_and_rules_exist
         for name in metric_names(expr)
         if name.startswith(("prometheus_", "alertmanager_"))
     }
-    assert {"alertmanager_notifications_failed_total", "prometheus_rule_evaluation_failures_total"} <= used
+    assert {"alertmanager_notifications_failed_total", "prometheus_rule_evaluation_failures_total",
+            "prometheus_remote_storage_samples_failed_total"} <= used
     assert used - server_names == set()

@@ -23,8 +23,13 @@ import pytest
 from testcontainers.compose import DockerCompose
 
 from tests.integration.stack.stack import Stack
-from tests.integration.stack.testconfig import write_alertmanager_config, write_prometheus_config
+from tests.integration.stack.testconfig import (
+    SCRAPE_INTERVAL,
+    write_alertmanager_config,
+    write_prometheus_config,
+)
 from tests.support.env import ROOT, require_docker
+from tests.support.promql import duration_seconds
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +53,9 @@ def harness_env(work: Path, project: str) -> dict[str, str]:
         write_prometheus_config(ROOT / "prometheus", config / "prometheus")
         write_alertmanager_config(ROOT / "alertmanager" / "alertmanager.yml", config / "alertmanager.yml")
     return {"COMPOSE_PROJECT_NAME": project, "STACK_TINY_MODEL": str(_ensure_tiny_model()),
-            "STACK_TEST_CONFIG": str(config)}
+            "STACK_TEST_CONFIG": str(config),
+            # The snapshot service sums recorded rates over the derived configs' evaluation interval.
+            "STACK_RULE_INTERVAL_S": str(duration_seconds(SCRAPE_INTERVAL))}
 
 
 def open_stack(work: Path, prefix: str, files: list[str], env: dict[str, str],

@@ -56,7 +56,8 @@ def test_there_are_alerts_for_every_area_of_the_issue() -> None:
         "AlertmanagerNotificationsFailing", "AlertmanagerConfigReloadFailed",
         "PrometheusRuleEvaluationFailures", "PrometheusConfigReloadFailed", "PrometheusNotificationsFailing",
         "PrometheusNotificationQueueFull", "PrometheusNotConnectedToAlertmanagers", "Watchdog",
-        "OfaVeEventLoopLagging", "OfaVeGpuOutOfMemory", "OfaVeDeviceFault",
+        "OfaVeEventLoopLagging", "OfaVeGpuOutOfMemory", "OfaVeDeviceFault", "MetricsSnapshotFailed",
+        "PrometheusRemoteWriteBehind", "PrometheusRemoteWriteFailing",
     } <= set(ALERT_NAMES)  # fmt: skip
 
 

@@ -53,21 +53,40 @@ def test_check_mode_reports_a_hand_edited_dashboard(tmp_path: Any) -> None:
     assert "ofa-ve-slo.json" in check.stderr
 
 
-def test_the_three_dashboards_have_distinct_fixed_uids() -> None:
-    """Overview, SLO and alert-pipeline dashboards exist under the uids alerts link to."""
+def test_the_four_dashboards_have_distinct_fixed_uids() -> None:
+    """Overview, SLO, alert-pipeline and metrics-history dashboards exist under the uids alerts link to."""
     urls = links()
-    assert {board["uid"] for board in BOARDS.values()} == {urls.OVERVIEW_UID, urls.SLO_UID, urls.PIPELINE_UID}
+    assert {board["uid"] for board in BOARDS.values()} == {
+        urls.OVERVIEW_UID, urls.SLO_UID, urls.PIPELINE_UID, urls.HISTORY_UID}
 
 
 @pytest.mark.parametrize("name", sorted(BOARDS))
-def test_every_query_uses_the_provisioned_datasource_uid(name: str) -> None:
-    """Panels and queries name the fixed datasource uid; no ${DS_...} placeholder anywhere."""
+def test_every_query_reads_the_dashboards_datasource_variable(name: str) -> None:
+    """Panels, queries, annotations and query variables name the `datasource` variable, never a uid or a
+    ${DS_...} placeholder, so one switch moves the whole dashboard between Prometheus and VictoriaMetrics."""
     board = BOARDS[name]
     assert "${DS_" not in json.dumps(board)
+    datasource = links().DATASOURCE
+    assert datasource == {"type": "prometheus", "uid": "${datasource}"}
     for panel in _panels(board):
-        assert panel["datasource"] == links().DATASOURCE, panel["title"]
+        assert panel["datasource"] == datasource, panel["title"]
         for target in panel["targets"]:
-            assert target["datasource"] == links().DATASOURCE, panel["title"]
+            assert target["datasource"] == datasource, panel["title"]
+    for annotation in board["annotations"]["list"]:
+        if "expr" in annotation:
+            assert annotation["datasource"] == datasource, annotation["name"]
+    for variable in board["templating"]["list"]:
+        if variable["type"] == "query":
+            assert variable["datasource"] == datasource, variable["name"]
+
+
+@pytest.mark.parametrize("name", sorted(BOARDS))
+def test_every_dashboard_offers_prometheus_and_victoriametrics(name: str) -> None:
+    """The first variable picks any Prometheus-API datasource and starts on Prometheus (30 days)."""
+    variable = BOARDS[name]["templating"]["list"][0]
+    assert variable["name"] == links().DATASOURCE_VARIABLE and variable["type"] == "datasource"
+    assert variable["query"] == "prometheus" and not variable["regex"]
+    assert variable["current"]["value"] == links().PROMETHEUS_UID
 
 
 @pytest.mark.parametrize("name", sorted(BOARDS))
@@ -101,7 +120,7 @@ SERVICE_LEVEL_PANELS = {"Replicas up / expected"}
 def test_overview_has_instance_variable_and_every_query_filters_by_it() -> None:
     """The overview's `instance` variable lists ofa-ve targets; all but service-level panels filter by it."""
     board = BOARDS["ofa-ve-overview.json"]
-    (variable,) = board["templating"]["list"]
+    (variable,) = [v for v in board["templating"]["list"] if v["type"] == "query"]
     assert variable["name"] == "instance" and variable["includeAll"] and variable["multi"]
     assert variable["query"]["query"] == 'label_values(up{job="ofa-ve"}, instance)'
     titles = {panel["title"] for panel in _panels(board)}
@@ -150,6 +169,9 @@ def test_model_state_panel_names_every_state() -> None:
                                  "Delivery failures", "Outbox pending", "Dead letters", "Targets failing",
                                  "Outbox writable", "Components up", "Task restarts", "Heartbeat forwards",
                                  "Notification queue", "Config reloads"]),
+        ("metrics-history.json", ["Remote write lag", "Samples sent, retried, failed", "Rows ingested",
+                                  "Disk", "Bytes per stored sample", "Days behind", "Newest complete day",
+                                  "Backup size"]),
     ],
 )  # fmt: skip
 def test_dashboards_show_what_the_issue_asks_for(name: str, wanted: list[str]) -> None:
@@ -198,7 +220,8 @@ def test_grafana_provisioning_matches_the_dashboards() -> None:
     the provider loads the mounted folder."""
     datasources = yaml.safe_load((ROOT / "grafana/provisioning/datasources/prometheus.yml").read_text())
     (source,) = datasources["datasources"]
-    assert source["uid"] == links().DATASOURCE["uid"] and source["type"] == "prometheus"
+    assert source["uid"] == links().PROMETHEUS_UID and source["type"] == "prometheus"
+    assert source["isDefault"] is True
     assert source["url"] == "http://prometheus:9090"
     (link,) = source["jsonData"]["exemplarTraceIdDestinations"]
     # An exemplar's request_id opens ofa-ve's detail view; `$$` escapes Grafana's own env interpolation.
@@ -210,3 +233,18 @@ def test_grafana_provisioning_matches_the_dashboards() -> None:
     (provider,) = providers["providers"]
     assert provider["type"] == "file"
     assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
+
+
+def test_victoriametrics_is_provisioned_as_a_second_prometheus_api_datasource() -> None:
+    """VictoriaMetrics is a Prometheus-type datasource under its fixed uid at the compose service's address,
+    with the same scrape interval so $__rate_interval means the same on both."""
+    folder = ROOT / "grafana/provisioning/datasources"
+    files = [yaml.safe_load(p.read_text(encoding="utf-8")) for p in folder.glob("*.yml")]
+    sources = {source["uid"]: source for doc in files for source in doc["datasources"]}
+    assert set(sources) == {links().PROMETHEUS_UID, links().VICTORIAMETRICS_UID}
+    vm = sources[links().VICTORIAMETRICS_UID]
+    assert (vm["type"], vm["url"], vm["isDefault"]) == ("prometheus", "http://victoriametrics:8428", False)
+    prometheus = sources[links().PROMETHEUS_UID]
+    assert vm["jsonData"]["timeInterval"] == prometheus["jsonData"]["timeInterval"]
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    assert "8428" in compose["services"]["victoriametrics"]["command"][-1]

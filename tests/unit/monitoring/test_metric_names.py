@@ -1,7 +1,8 @@
 """Every metric a dashboard or rule names is exported by ofa-ve or the relay, or recorded by a rule.
 
 Prometheus' and Alertmanager's own metrics are checked against the running binaries in
-tests/integration/monitoring/test_queries.py.
+tests/integration/monitoring/test_queries.py, VictoriaMetrics' (vm_*) against the Debian binary in
+tests/integration/metrics_snapshot/test_victoriametrics.py.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from tests.support.promql import (
     substitute_grafana_variables,
 )
 
-SERVER_PREFIXES = ("prometheus_", "alertmanager_")
+SERVER_PREFIXES = ("prometheus_", "alertmanager_", "vm_")
 
 
 def _expressions() -> list[pytest.ParameterSet]:
@@ -38,9 +39,10 @@ def known() -> set[str]:
 
 
 def test_the_registries_export_the_contract_metrics(known: set[str]) -> None:
-    """The names read from the registries include the GPU and relay families (the check has teeth)."""
+    """The names read from the registries include the GPU, relay and snapshot families (checks have teeth)."""
     assert {"ofa_ve_requests_total", "ofa_ve_gpu_temperature_celsius", "webhook_relay_dead_letters",
-            "webhook_relay_dead_letters_total", "process_resident_memory_bytes"} <= known  # fmt: skip
+            "webhook_relay_dead_letters_total", "process_resident_memory_bytes",
+            "metrics_snapshot_days_behind", "metrics_snapshot_backup_bytes"} <= known  # fmt: skip
     assert "ofa_ve_no_such_metric" not in known
 
 

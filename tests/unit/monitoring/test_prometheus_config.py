@@ -41,6 +41,8 @@ def test_ofa_ve_found_by_dns_so_scaled_replicas_are_scraped(config: dict[str, An
         ("webhook-relay", "webhook-relay:8080"),
         ("alertmanager", "alertmanager:9093"),
         ("prometheus", "localhost:9090"),
+        ("victoriametrics", "victoriametrics:8428"),
+        ("metrics-snapshot", "metrics-snapshot:9109"),
     ],
 )
 def test_static_jobs_use_in_stack_hostnames(config: dict[str, Any], job: str, target: str) -> None:
@@ -63,11 +65,35 @@ def test_alerts_go_to_alertmanager_and_rule_globs_find_files(config: dict[str, A
         assert list(PROMETHEUS_DIR.glob(pattern)), pattern
 
 
-def test_remote_write_is_documented_but_off() -> None:
-    """A commented-out remote_write example is there for long-term storage, and nothing is sent by default."""
-    text = (PROMETHEUS_DIR / "prometheus.yml").read_text(encoding="utf-8")
-    assert "# remote_write:" in text
-    assert "remote_write" not in yaml.safe_load(text)
+def test_every_sample_is_remote_written_to_victoriametrics(config: dict[str, Any]) -> None:
+    """One remote_write to the stack's VictoriaMetrics, unfiltered (the dashboards read raw series there too),
+    with a queue sized for a single node: a request per 2,000 samples, a few shards, a buffer of several
+    requests."""
+    (target,) = config["remote_write"]
+    assert target["url"] == "http://victoriametrics:8428/api/v1/write"
+    assert "write_relabel_configs" not in target
+    queue = target["queue_config"]
+    assert queue["max_samples_per_send"] == 2000
+    assert 1 <= queue["min_shards"] <= queue["max_shards"] <= 10
+    assert 3 * queue["max_samples_per_send"] <= queue["capacity"] <= 10 * queue["max_samples_per_send"]
+
+
+def test_the_drills_run_without_remote_write_or_jobs_of_services_they_do_not_start(
+    config: dict[str, Any],
+) -> None:
+    """The drills' derived prometheus.yml drops remote_write and the static jobs they have no process for."""
+    from tests.drills.compression import Compression
+
+    addresses = {"webhook-relay:8080": "127.0.0.1:1", "alertmanager:9093": "127.0.0.1:2",
+                 "localhost:9090": "127.0.0.1:3"}
+    derived = Compression(factor=60).prometheus(
+        config, addresses=addresses, ofa_ve_targets_file=PROMETHEUS_DIR / "x.json", rule_files=[]
+    )
+    assert "remote_write" not in derived
+    assert [job["job_name"] for job in derived["scrape_configs"]] == [
+        "ofa-ve", "webhook-relay", "alertmanager", "prometheus"
+    ]
+    assert "remote_write" in config  # the committed file is left alone
 
 
 def test_exemplar_storage_is_sized_and_switched_on_in_compose(config: dict[str, Any]) -> None:

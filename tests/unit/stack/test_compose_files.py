@@ -68,6 +68,23 @@ def test_prometheus_and_alertmanager_images_are_the_versions_the_tests_run() -> 
     assert re.fullmatch(r"grafana/grafana:\d+\.\d+\.\d+", SERVICES["grafana"]["image"])
 
 
+def test_victoriametrics_image_is_the_version_the_tests_run() -> None:
+    """The VictoriaMetrics tag equals the Debian build provision-tools.sh gives the tests and the stand-in
+    provision-docker.sh builds."""
+    version = _pinned_version("VICTORIAMETRICS_VERSION")
+    assert SERVICES["victoriametrics"]["image"] == f"victoriametrics/victoria-metrics:v{version}"
+    docker = (ROOT / "scripts" / "provision-docker.sh").read_text(encoding="utf-8")
+    assert f"VM_VERSION=v{version}\n" in docker
+
+
+def test_victoriametrics_keeps_a_year_on_its_own_volume() -> None:
+    """Retention defaults to 12 months through VM_RETENTION, and the data lives on a named volume."""
+    vm = SERVICES["victoriametrics"]
+    assert "-retentionPeriod=${VM_RETENTION:-12}" in vm["command"]
+    assert "-storageDataPath=/victoria-metrics-data" in vm["command"]
+    assert "victoriametrics-data:/victoria-metrics-data" in vm["volumes"]
+
+
 @pytest.mark.parametrize("name", sorted(SERVICES))
 def test_configs_are_mounted_read_only_and_data_lives_on_named_volumes(name: str) -> None:
     """Bind mounts from the repository are read-only; every other mount is a declared named volume."""
@@ -81,11 +98,12 @@ def test_configs_are_mounted_read_only_and_data_lives_on_named_volumes(name: str
 
 @pytest.mark.parametrize("name", sorted(SERVICES))
 def test_only_the_ui_api_and_grafana_are_published_on_bind_addr(name: str) -> None:
-    """UI/API and Grafana on ${BIND_ADDR}; Prometheus, Alertmanager and the relay on loopback by default."""
+    """UI/API and Grafana on ${BIND_ADDR}; Prometheus, Alertmanager, the relay and VictoriaMetrics on loopback
+    by default; nothing else published."""
     ports = SERVICES[name].get("ports", [])
     if name in PUBLIC:
         assert ports and all(p.startswith("${BIND_ADDR:-127.0.0.1}:") for p in ports), ports
-    elif name in {"prometheus", "alertmanager", "webhook-relay"}:
+    elif name in {"prometheus", "alertmanager", "webhook-relay", "victoriametrics"}:
         variable = {"webhook-relay": "RELAY"}.get(name, name.upper())
         prefix = f"${{{variable}_BIND_ADDR:-127.0.0.1}}:"
         assert ports and all(p.startswith(prefix) for p in ports), ports
@@ -198,3 +216,52 @@ def test_env_example_documents_every_variable_the_compose_files_use() -> None:
     for variable, index in documented.items():
         above = next(line for line in reversed(lines[:index]) if not re.match(r"^[A-Z][A-Z0-9_]*=", line))
         assert above.startswith("#"), f"{variable} in .env.example has no comment above it"
+
+
+def test_victoriametrics_and_the_snapshot_service_start_by_default() -> None:
+    """Neither is behind a profile (`docker compose up` runs both); the snapshot service waits for VM."""
+    for name in ("victoriametrics", "metrics-snapshot"):
+        assert "profiles" not in SERVICES[name], name
+    assert SERVICES["metrics-snapshot"]["depends_on"] == {"victoriametrics": {"condition": "service_healthy"}}
+
+
+def test_the_snapshot_service_reads_victoriametrics_and_writes_its_own_volume() -> None:
+    """It queries VM by its compose name, mounts VM's data (for vmbackup) and keeps days on `snapshots`."""
+    from metrics_snapshot.settings import Settings
+
+    snapshot = SERVICES["metrics-snapshot"]
+    env = snapshot["environment"]
+    assert env["SNAPSHOT_URL"] == "http://victoriametrics:8428"
+    assert (env["SNAPSHOT_AT"], env["TZ"], env["SNAPSHOT_KEEP_DAYS"]) == (
+        "${SNAPSHOT_AT:-03:00}", "${TZ:-Asia/Shanghai}", "${SNAPSHOT_KEEP_DAYS:-90}")
+    data = f"victoriametrics-data:{env['SNAPSHOT_VM_DATA_PATH']}"
+    assert set(snapshot["volumes"]) == {"snapshots:/snapshots", data}
+    assert Settings().dir.as_posix() == "/snapshots"
+
+
+def test_the_snapshot_port_is_the_same_everywhere() -> None:
+    """The service's default listen port is the one its healthchecks and Prometheus' scrape target use."""
+    from metrics_snapshot.settings import Settings
+
+    port = Settings().listen.rsplit(":", 1)[1]
+    assert f"127.0.0.1:{port}/-/healthy" in " ".join(SERVICES["metrics-snapshot"]["healthcheck"]["test"])
+    dockerfile = (ROOT / "tools/metrics-snapshot/Dockerfile").read_text(encoding="utf-8")
+    assert f"127.0.0.1:{port}/-/healthy" in dockerfile
+    prometheus = (ROOT / "prometheus/prometheus.yml").read_text(encoding="utf-8")
+    assert f'"metrics-snapshot:{port}"' in prometheus
+
+
+def test_the_snapshot_image_carries_vmbackup_of_the_pinned_version() -> None:
+    """vmbackup and vmrestore come from the official images of the VictoriaMetrics version the stack runs."""
+    version = _pinned_version("VICTORIAMETRICS_VERSION")
+    dockerfile = (ROOT / "tools/metrics-snapshot/Dockerfile").read_text(encoding="utf-8")
+    assert f"FROM victoriametrics/vmbackup:v{version} AS vmbackup" in dockerfile
+    assert f"FROM victoriametrics/vmrestore:v{version} AS vmrestore" in dockerfile
+
+
+def test_the_snapshot_rule_interval_is_prometheus_evaluation_interval() -> None:
+    """Counts integrate the recorded rates over their samples: the step is the evaluation interval."""
+    from metrics_snapshot.settings import Settings
+
+    config = yaml.safe_load((ROOT / "prometheus/prometheus.yml").read_text(encoding="utf-8"))
+    assert f"{Settings().rule_interval_s:g}s" == config["global"]["evaluation_interval"]
