@@ -20,29 +20,29 @@ SETTLE = 20 * 60
 
 
 @pytest.fixture
-def two_more(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Server]]:
-    """Two more replicas, all three configured as OFA_VE_REPLICAS=3 would configure them."""
-    work = tmp_path_factory.mktemp("more-replicas")
+def three(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Server]]:
+    """Three replicas configured alike, as OFA_VE_REPLICAS=3 configures every replica of a stack."""
+    work = tmp_path_factory.mktemp("three-replicas")
     servers = [start_server(work, f"replica-{i}", OFA_VE_EXPECTED_REPLICAS="3", OFA_VE_TORCH_THREADS="1")
-               for i in (2, 3)]  # fmt: skip
+               for i in (1, 2, 3)]  # fmt: skip
     yield servers
     for server in servers:
         if server.proc.poll() is None:
             stop_server(server)
 
 
-def test_one_of_three_replicas_killed(world: World, two_more: list[Server], tmp_path) -> None:
+def test_one_of_three_replicas_killed(world: World, three: list[Server], tmp_path) -> None:
     """OfaVeReplicasMissing warns while the replica is gone (however long) and resolves once it is
     back; ServiceDown and OfaVeNoReplicas, which cannot see a vanished target, stay silent."""
-    pool, second, third = world.replicas[0], *two_more
-    world.set_targets([pool, second, third])
+    first, second, third = three
+    world.set_targets([first, second, third])
     world.start()
     world.sleep_until(KILLED_AT)
     # Docker's DNS forgets a stopped container at once, and Prometheus (DNS refresh 15 s, targets
     # handed on every 5 s) stops scraping it within 20 real seconds, far inside ServiceDown's 2 minutes.
     # The 5-second hand-over is a constant of the binary, 5 simulated minutes here: so the target
     # leaves discovery first and the process dies once Prometheus has let go of it.
-    world.set_targets([pool, second])
+    world.set_targets([first, second])
     world.wait_for(lambda: len(world.scrape_targets("ofa-ve")) == 2, 10 * 60, "the target to vanish")
     third.proc.kill()
     third.proc.wait(timeout=10)
@@ -51,7 +51,7 @@ def test_one_of_three_replicas_killed(world: World, two_more: list[Server], tmp_
     again = start_server(tmp_path, "replica-again", OFA_VE_EXPECTED_REPLICAS="3", OFA_VE_TORCH_THREADS="1")
     world.extra.append(again)
     back_at = world.sim_now()
-    world.set_targets([pool, second, again])
+    world.set_targets([first, second, again])
     world.sleep_until(back_at + SETTLE)
     entries = world.transcript()
     report = render(entries)
