@@ -15,19 +15,11 @@ from webhook_relay.alertmanager import Notification
 from webhook_relay.config import RelayConfig, parse_config
 
 from tests.fakechat.server import llm_content
-from tests.support.fakeprom import INSTANCE, FakePrometheus
+from tests.support.fakeprom import ERRORS, INSTANCE, FakePrometheus
 from tests.support.relay import alert, notification
 
 LATENCY_EXPR = ('instance_endpoint_quantile:ofa_ve_request_duration_seconds:histogram_quantile'
                 '{endpoint="entailment",quantile="0.95"}\n> 2')
-ERRORS = {"replica": "ofa-ve-1", "kind": "server_error", "errors": [
-    {"request_id": "7f3a2c9e1b4d", "received_at": "2026-11-25T02:41:58.120+00:00", "endpoint": "entailment",
-     "status_code": 503, "code": "gpu_out_of_memory", "cause": None,
-     "message": "GPU out of memory for this item alone"},
-    {"request_id": "0c81d5aa9e02", "received_at": "2026-11-25T02:41:12.004+00:00", "endpoint": "batch",
-     "status_code": 500, "code": "inference_failed", "cause": "RuntimeError",
-     "message": "inference failed: token=abcdefabcdefabcdefabcdefabcdef at https://u:p@hub.example/x"},
-]}
 
 
 def enriched_config(

@@ -3,7 +3,9 @@ GPU memory. Serves the relay's enrichment queries (webhook_relay.enrichment.tabl
 `httpx.MockTransport(FakePrometheus())` or as a real server (`FakePrometheusServer`, for relay processes).
 
 Each query is recognised by the series it reads (first matching row of ANSWERS wins); a `by` label gets
-one series per key. `down` answers every query with 503, `delay` sleeps before answering.
+one series per key. `down` answers every query with 503, `delay` sleeps before answering. The server
+also answers `GET /v1/errors` like an ofa-ve replica's recent-errors view (`ERRORS`), so an alert whose
+`instance` is the server's address gets recent errors too.
 """
 
 from __future__ import annotations
@@ -44,7 +46,15 @@ ANSWERS: list[tuple[str, str | None, Any]] = [
     ("ofa_ve_gpu_utilization_ratio", "gpu", {"0": 0.99}),
     ("ofa_ve_model_info", "revision", {"v1.0.1": 1}),
 ]
-HOUR_AGO = {"instance_endpoint_quantile": 0.41}  # the alert's value an hour before the query time
+HOUR_AGO = {"instance_endpoint_quantile": 0.41}
+ERRORS = {"replica": "ofa-ve-1", "kind": "server_error", "errors": [
+    {"request_id": "7f3a2c9e1b4d", "received_at": "2026-11-25T02:41:58.120+00:00", "endpoint": "entailment",
+     "status_code": 503, "code": "gpu_out_of_memory", "cause": None,
+     "message": "GPU out of memory for this item alone"},
+    {"request_id": "0c81d5aa9e02", "received_at": "2026-11-25T02:41:12.004+00:00", "endpoint": "batch",
+     "status_code": 500, "code": "inference_failed", "cause": "RuntimeError",
+     "message": "inference failed: token=abcdefabcdefabcdefabcdefabcdef at https://u:p@hub.example/x"},
+]}  # the alert's value an hour before the query time
 
 
 class FakePrometheus:
@@ -130,7 +140,11 @@ class FakePrometheusServer:
             status, body = self.fake.answer(request.url.path, dict(request.query_params))
             return JSONResponse(body, status_code=status)
 
-        app = Starlette(routes=[Route("/api/v1/query", handle), Route("/api/v1/query_range", handle)])
+        async def errors(request: Request) -> JSONResponse:
+            return JSONResponse(ERRORS)
+
+        app = Starlette(routes=[Route("/api/v1/query", handle), Route("/api/v1/query_range", handle),
+                                Route("/v1/errors", errors)])
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off",
                                 ws="none", http="h11")
         self._server = uvicorn.Server(config)
