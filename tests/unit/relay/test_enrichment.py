@@ -127,6 +127,13 @@ def test_a_healthy_fast_instance_gets_numbers_and_no_conclusion():
     assert [f.key for f in findings] == ["slow_inference", "new"]
 
 
+def test_numbers_without_a_known_pattern_say_so():
+    """When no rule holds but there are numbers, the fallback row says so; without numbers, nothing."""
+    _, findings = live.describe({"qps": 3.0, "p95": 0.2})
+    assert [f.key for f in findings] == ["none"]
+    assert live.describe({})[1] == []
+
+
 def test_prometheus_down_is_a_problem_line_not_an_exception():
     """Every query failing yields no numbers and one line naming the cause."""
     world = World()

@@ -276,6 +276,8 @@ def describe(facts: Mapping[str, Any]) -> tuple[list[Line], list[Finding]]:
              if facts.get(spec.needs) is not None]
     findings: list[Finding] = []
     for rule in DIAGNOSES:
+        if rule.fallback:
+            continue
         if rule.each is None:
             if rule.when(facts):
                 findings.append(Finding(key=rule.key, en=fmt.format(rule.en), zh=fmt.format(rule.zh)))
@@ -284,4 +286,7 @@ def describe(facts: Mapping[str, Any]) -> tuple[list[Line], list[Finding]]:
             scoped = _Formatter({**facts, **extra, "item": item})
             if rule.when(scoped.facts):
                 findings.append(Finding(key=rule.key, en=scoped.format(rule.en), zh=scoped.format(rule.zh)))
+    if not findings:
+        findings = [Finding(key=r.key, en=fmt.format(r.en), zh=fmt.format(r.zh))
+                    for r in DIAGNOSES if r.fallback and r.when(facts)][:1]
     return lines, findings

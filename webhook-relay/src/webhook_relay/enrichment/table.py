@@ -6,7 +6,8 @@ Three parts, read top to bottom like the README's copy of them:
   the alert's own expression without its threshold (from its generatorURL).
 - LINES: the lines of live numbers under an alert, as format templates over the facts.
 - DIAGNOSES: conclusions drawn from the facts, first match first; each is a condition and a sentence
-  in both languages. A row with `each` is stated once per item of that fact (one line per error type).
+  in both languages. A row with `each` is stated once per item of that fact (one line per error type);
+  a `fallback` row only when no other row holds.
 - CHART: the series of the one PNG (the last hour, one line per instance).
 
 Format specs in the templates: `s` seconds, `pct` a ratio as a percentage, `rate` per second, `n` a
@@ -121,6 +122,7 @@ class Diagnosis:
     en: str
     zh: str
     each: str | None = None
+    fallback: bool = False
 
 
 DIAGNOSES: tuple[Diagnosis, ...] = (
@@ -160,6 +162,10 @@ DIAGNOSES: tuple[Diagnosis, ...] = (
     Diagnosis("idle", lambda f: f.get("qps") == 0,
               "no requests in the last 5 minutes",
               "最近 5 分钟没有请求"),
+    Diagnosis("none", lambda f: f.get("qps") is not None,
+              "no known pattern in these numbers (queue, stages, errors, GPU, replicas): follow the runbook",
+              "这些数据不符合已知模式（队列、阶段、错误、GPU、副本）：请按处理手册排查",
+              fallback=True),
 )
 
 
