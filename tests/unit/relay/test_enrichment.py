@@ -331,3 +331,21 @@ def test_shown_answers_fit_the_limit():
                           + "y" * 300 + '", "short"]}')
     result = shown(answer, "m", 280)
     assert len(result.text) <= 280 and result.text.startswith("xxx")
+
+
+def test_prompts_and_answers_are_logged_without_the_key(caplog):
+    """The prompt and the model's answer are in the log; the API key is not, and the URL is masked."""
+    world = World()
+    analyst, _, client = _analyst(world)
+
+    async def run() -> None:
+        await analyst.analyse("k", "alert OfaVeHighLatency on 10.0.0.5:8000", time.time() + 5)
+        await client.aclose()
+
+    with caplog.at_level("INFO", logger="webhook_relay.enrichment.analysis"):
+        asyncio.run(run())
+    records = {r.getMessage(): r for r in caplog.records}
+    assert records["analysis prompt"].prompt == "alert OfaVeHighLatency on 10.0.0.5:8000"  # type: ignore[attr-defined]
+    assert "The replica is saturated" in records["analysis answer"].answer  # type: ignore[attr-defined]
+    assert "sk-test-secret" not in caplog.text
+    assert all("sk-test-secret" not in str(vars(r)) for r in caplog.records)
