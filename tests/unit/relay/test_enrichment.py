@@ -127,6 +127,17 @@ def test_a_healthy_fast_instance_gets_numbers_and_no_conclusion():
     assert [f.key for f in findings] == ["slow_inference", "new"]
 
 
+def test_queue_wait_without_a_backlog_is_not_saturation():
+    """A large queue share with an empty queue and nothing rejected (seen on the e2e stack's tiny model:
+    the micro-batch window) is `batching`, not `saturated`."""
+    facts = live.derive({"qps": 0.06, "p95": 0.226, "p95_stage": {"queue": 0.13, "inference": 0.275},
+                         "queue_depth": 0, "queue_capacity": 64, "rejected": {}}, time.time())
+    assert [f.key for f in live.describe(facts)[1]] == ["batching"]
+    facts = live.derive({"qps": 9.0, "p95": 2.6, "p95_stage": {"queue": 2.1}, "queue_depth": 5,
+                         "queue_capacity": 64, "rejected": {"overloaded": 0.5}}, time.time())
+    assert [f.key for f in live.describe(facts)[1]] == ["saturated", "shedding"]
+
+
 def test_numbers_without_a_known_pattern_say_so():
     """When no rule holds but there are numbers, the fallback row says so; without numbers, nothing."""
     _, findings = live.describe({"qps": 3.0, "p95": 0.2})

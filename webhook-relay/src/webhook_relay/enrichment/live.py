@@ -199,6 +199,8 @@ def derive(values: Mapping[str, Any], now: float) -> dict[str, Any]:
     if num("p95_wait") is not None:
         parts["wait"] = float(values["p95_wait"])
     f["p95_parts"] = parts
+    depth, capacity = num("queue_depth"), num("queue_capacity")
+    f["queue_fill"] = depth / capacity if depth is not None and capacity else None
     rejected = values.get("rejected")
     f["rejected_rate"] = sum(rejected.values()) if isinstance(rejected, dict) else None
     for name in ("gpu_memory", "gpu_util"):

@@ -48,7 +48,9 @@ QUERIES: tuple[Query, ...] = (
     Query("value_hour_ago", "$expr", at="hour_ago"),
     Query("up", "min(up{$sel})"),
     Query("qps", "sum(instance:ofa_ve_requests:rate5m{$sel})"),
-    Query("error_ratio", 'sum(instance_result:ofa_ve_requests:rate5m{$sel,result="server_error"})'
+    # `or vector(0)`: no server error ever counted is a ratio of 0, not a missing one.
+    Query("error_ratio", "(sum(instance_result:ofa_ve_requests:rate5m"
+                         '{$sel,result="server_error"}) or vector(0))'
                          " / sum(instance:ofa_ve_requests:rate5m{$sel})"),
     Query("errors_by_type", f'sum by (type) (rate(ofa_ve_errors_total{{$sel,type=~"{_SERVER}"}}[5m]))'
                             " / on () group_left () sum(instance:ofa_ve_requests:rate5m{$sel})", by="type"),
@@ -136,9 +138,15 @@ DIAGNOSES: tuple[Diagnosis, ...] = (
               "{item} errors since {since:t} ({ratio:pct} of requests now)",
               "自 {since:t} 起出现 {item} 错误（当前占请求 {ratio:pct}）",
               each="failures_since"),
-    Diagnosis("saturated", lambda f: at_least(f, "queue_share", 0.5),
+    Diagnosis("saturated", lambda f: at_least(f, "queue_share", 0.5)
+              and (at_least(f, "queue_fill", 0.25) or at_least(f, "rejected_rate", 0.01)),
               "queue wait is {queue_share:pct} of P95: saturated, not slow inference",
               "排队等待占 P95 的 {queue_share:pct}：容量饱和，而不是推理变慢"),
+    Diagnosis("batching", lambda f: at_least(f, "queue_share", 0.5)
+              and at_most(f, "queue_fill", 0.25) and not at_least(f, "rejected_rate", 0.01),
+              "queue wait is {queue_share:pct} of P95 with the queue nearly empty: the batching window "
+              "or long forward passes, not load",
+              "排队等待占 P95 的 {queue_share:pct} 但队列几乎为空：来自攒批等待或单次推理过长，而不是负载"),
     Diagnosis("slow_inference",
               lambda f: at_least(f, "inference_share", 0.5) and at_most(f, "queue_share", 0.2),
               "inference is {inference_share:pct} of P95 with an empty queue: the model itself is slow "
