@@ -1,15 +1,22 @@
 """Fake chat robot APIs: DingTalk, WeCom and Feishu compatible, signatures checked, faults on demand.
 
 Signatures are verified with an implementation written here from the vendors' documentation, kept
-independent of `webhook_relay.channels`.
+independent of `webhook_relay.channels`. WeCom image messages are checked like WeCom does (base64 that
+decodes, the MD5 of the bytes, at most 2 MB).
+
+Also a fake OpenAI-compatible chat-completions API (`POST /v1/chat/completions`) for the relay's AI
+analysis, answering per `llm_mode`: good (a valid answer), slow (good, after `llm_delay` s), garbage
+(prose), error (HTTP 500), schema (JSON that breaks the schema). `POST /_fake/llm` sets both.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import hashlib
 import hmac
+import json
 import threading
 import time
 from collections import deque
@@ -42,6 +49,10 @@ class FakeChat:
     outages: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Heartbeats received by the push-monitor endpoint: (time, token).
     pings: list[tuple[float, str]] = field(default_factory=list)
+    # The fake language model: how it answers, how long it takes, what it was asked.
+    llm_mode: str = "good"
+    llm_delay: float = 0.0
+    llm_requests: list[dict[str, Any]] = field(default_factory=list)
     _sent: dict[str, deque[float]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -63,6 +74,7 @@ class FakeChat:
             self.outages.clear()
             self.pings.clear()
             self._sent.clear()
+            self.llm_requests.clear()
 
     def texts(self, channel: str | None = None) -> list[str]:
         """The markdown text of each accepted message, in arrival order."""
@@ -93,6 +105,38 @@ class FakeChat:
                 return True
             sent.append(now)
             return False
+
+
+LLM_ANSWER = {
+    "hypothesis": "The replica is saturated: requests wait in the queue while the GPU runs out of memory "
+                  "on large batches.",
+    "confidence": "medium",
+    "next_checks": ["Lower OFA_VE_MAX_BATCH_SIZE or add a replica", "Look at GPU memory on the overview "
+                    "dashboard", "Open the request ids of the recent errors"],
+}
+
+
+def llm_content(mode: str) -> str:
+    """The assistant message content of the fake model in `mode`."""
+    if mode == "garbage":
+        return "I think the GPU is sad today. Maybe restart everything?"
+    if mode == "schema":
+        return json.dumps({"hypothesis": "x", "confidence": "very high"})
+    return "```json\n" + json.dumps(LLM_ANSWER) + "\n```"
+
+
+def image_error(body: dict[str, Any]) -> tuple[int, str] | None:
+    """WeCom's checks of an image message (None when it passes)."""
+    image = body.get("image") or {}
+    try:
+        data = base64.b64decode(str(image.get("base64", "")), validate=True)
+    except (binascii.Error, ValueError):
+        return 40009, "invalid image"
+    if not data or len(data) > 2 * 1024 * 1024:
+        return 40009, "invalid image size"
+    if hashlib.md5(data).hexdigest() != image.get("md5"):  # noqa: S324 - WeCom's checksum
+        return 40009, "image md5 mismatch"
+    return None
 
 
 def message_text(body: dict[str, Any]) -> str:
@@ -144,6 +188,11 @@ def create_app(state: FakeChat) -> Starlette:
         if auth_error is not None:
             state.rejected.append({"channel": channel, "body": body, "errcode": auth_error[0]})
             return _reply(channel, *auth_error)
+        if channel == "wecom" and body.get("msgtype") == "image":
+            refused = image_error(body)
+            if refused is not None:
+                state.rejected.append({"channel": channel, "body": body, "errcode": refused[0]})
+                return _reply(channel, *refused)
         text = message_text(body)
         limit = LIMITS.get(channel)
         if limit is not None and len(text.encode()) > limit:
@@ -208,6 +257,37 @@ def create_app(state: FakeChat) -> Starlette:
         state.configure(await request.json())
         return JSONResponse({"status": "ok"})
 
+    async def chat_completions(request: Request) -> JSONResponse:
+        try:
+            body = await request.json()
+        except ValueError:
+            return JSONResponse({"error": {"message": "invalid json"}}, status_code=400)
+        with state.lock:
+            state.llm_requests.append({"at": time.time(), "body": body,
+                                       "authorization": request.headers.get("authorization", "")})
+            mode, delay = state.llm_mode, state.llm_delay
+        if mode == "slow" or delay:
+            await asyncio.sleep(delay)
+        if mode == "error":
+            return JSONResponse({"error": {"message": "injected"}}, status_code=500)
+        return JSONResponse({
+            "id": "chatcmpl-fake", "object": "chat.completion", "model": body.get("model", ""),
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": llm_content(mode)}}],
+        })
+
+    async def post_llm(request: Request) -> JSONResponse:
+        doc = await request.json()
+        with state.lock:
+            state.llm_mode = str(doc.get("mode", state.llm_mode))
+            state.llm_delay = float(doc.get("delay", state.llm_delay))
+        return JSONResponse({"mode": state.llm_mode, "delay": state.llm_delay})
+
+    async def get_llm(request: Request) -> JSONResponse:
+        with state.lock:
+            return JSONResponse({"mode": state.llm_mode, "delay": state.llm_delay,
+                                 "requests": list(state.llm_requests)})
+
     async def healthy(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
@@ -233,6 +313,9 @@ def create_app(state: FakeChat) -> Starlette:
             Route("/_fake/healthy", healthy, methods=["GET"]),
             Route("/ping/{token}", ping, methods=["GET", "POST", "HEAD"]),
             Route("/_fake/pings", get_pings, methods=["GET"]),
+            Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            Route("/_fake/llm", post_llm, methods=["POST"]),
+            Route("/_fake/llm", get_llm, methods=["GET"]),
         ]
     )
 

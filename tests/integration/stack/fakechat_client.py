@@ -36,6 +36,21 @@ class FakeChatClient:
             if channel is None or m["channel"] == channel
         ]
 
+    def bodies(self, channel: str) -> list[dict[str, Any]]:
+        """The request bodies a channel's robot accepted (WeCom image messages included), oldest first."""
+        return [m["body"] for m in self._get()["messages"] if m["channel"] == channel]
+
+    def llm(self, mode: str, delay: float = 0.0) -> None:
+        """How the fake language model answers from now on (good, slow, garbage, error, schema)."""
+        reply = httpx.post(f"{self.base_url}/_fake/llm", json={"mode": mode, "delay": delay}, timeout=10)
+        reply.raise_for_status()
+
+    def llm_requests(self) -> list[dict[str, Any]]:
+        """What the fake language model was asked since the last reset."""
+        response = httpx.get(f"{self.base_url}/_fake/llm", timeout=10)
+        response.raise_for_status()
+        return response.json()["requests"]
+
     def rejected(self) -> list[dict[str, Any]]:
         """Requests the fake refused (bad signature, unknown token, injected fault)."""
         return self._get()["rejected"]

@@ -12,9 +12,11 @@ import csv
 import io
 import json
 import math
+import re
 import time
 import uuid
 from datetime import UTC, datetime
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -133,6 +135,20 @@ def test_the_relay_serves_the_runbook_every_alert_links_to(stack: Stack) -> None
     assert page.status_code == 200
     for rule in _alert_rules():
         assert f'id="{rule.lower()}"' in page.text, rule
+
+
+LATENCY_EXPR = ('instance_endpoint_quantile:ofa_ve_request_duration_seconds:histogram_quantile'
+                '{endpoint="entailment",quantile="0.95"} > 2')
+
+
+def _post_drill_alert(stack: Stack, name: str, instance: str, marker: str) -> None:
+    """A firing ofa-ve alert on `instance`, as a rule would raise it (with its generatorURL)."""
+    alert = {"labels": {"alertname": name, "severity": "warning", "service": "ofa-ve", "instance": instance},
+             "annotations": {"summary": f"drill {marker}", "summary_zh": f"演练 {marker}"},
+             "startsAt": datetime.now(UTC).isoformat(),
+             "generatorURL": "http://localhost:9090/graph?g0.expr=" + quote(LATENCY_EXPR)}
+    reply = httpx.post(f"{stack.url('alertmanager', 9093)}/api/v2/alerts", json=[alert], timeout=10)
+    reply.raise_for_status()
 
 
 def _post_alerts(stack: Stack, names: list[str], summary: str) -> None:
@@ -364,6 +380,52 @@ def test_request_detail_is_found_through_any_replica(stack: Stack) -> None:
     assert len(replicas) == 1  # the one replica that served it, whichever was asked
 
 
+def test_an_ofa_ve_drill_alert_arrives_with_its_evidence_chart_and_analysis(stack: Stack) -> None:
+    """A drill alert on a replica that served requests reaches the chats with the live numbers the real
+    Prometheus holds for it and a diagnosis; DingTalk shows the chart by a signed link under
+    RELAY_PUBLIC_URL (which opens, without a login, on the relay), WeCom gets it as an image message,
+    Feishu as a link; the fake model, slower than the message deadline, follows with its analysis."""
+    base = stack.url("ofa-ve", 8000)
+    wait_for(lambda: httpx.get(f"{base}/readyz", timeout=5).status_code == 200, "ofa-ve ready", timeout=120)
+    drive_traffic(base, rounds=2)
+    rates = wait_for(lambda: stack.query('instance:ofa_ve_requests:rate5m{service="ofa-ve"} > 0'),
+                     "a request rate recorded for a replica", timeout=60)
+    instance = rates[0]["metric"]["instance"]
+    chat = _chat(stack)
+    chat.reset()
+    chat.llm("slow", 4.0)
+    marker = uuid.uuid4().hex[:12]
+    _post_drill_alert(stack, "OfaVeEvidenceDrill", instance, marker)
+    [dingtalk] = wait_for(lambda: _with(chat.messages("dingtalk"), marker), "the drill alert at DingTalk",
+                          60)
+    text = dingtalk.text
+    assert f"#### 🔎 现场数据 · {instance}" in text and "**流量**：" in text, text
+    assert "**模型**：版本" in text and "**诊断**" in text, text
+    chart = rf"!\[近 1 小时图表\]\({re.escape(RELAY_PUBLIC_URL)}(/charts/[0-9a-f]{{32}}\.png\?[^)]+)\)"
+    link = re.search(chart, text)
+    assert link, text
+    png = httpx.get(stack.url("webhook-relay", 8080) + link.group(1), timeout=10)
+    assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
+
+    def wecom_image() -> bool:
+        # Other groups' messages (a late "resolved") may arrive too: the image follows the drill's text.
+        bodies = chat.bodies("wecom")
+        texts = [i for i, b in enumerate(bodies) if marker in b.get("markdown", {}).get("content", "")]
+        return bool(texts) and texts[0] + 1 < len(bodies) and bodies[texts[0] + 1]["msgtype"] == "image"
+
+    wait_for(wecom_image, "WeCom's text and chart image", 30)
+    assert wait_for(lambda: [m for m in _with(chat.messages("feishu"), marker) if "📈" in m.text],
+                    "Feishu's message with its chart link", 30)
+    follow_up = wait_for(lambda: [m for m in chat.messages("dingtalk")
+                                  if m.title == "AI 分析 ↩ [FIRING:1] OfaVeEvidenceDrill"],
+                         "the analysis following the alert", 60)
+    assert "fake-janus-pro-7b" in follow_up[0].text and "> 回复：" in follow_up[0].text, follow_up[0].text
+    prompts = [str(r["body"]["messages"][1]["content"]) for r in chat.llm_requests()]
+    asked = [p for p in prompts if "OfaVeEvidenceDrill" in p]
+    assert len(asked) == 1 and instance in asked[0]
+    assert _relay_metric(stack, "webhook_relay_enrichment_parts_total", part="errors", result="ok") >= 1
+
+
 def test_prometheus_data_survives_a_prometheus_restart(stack: Stack) -> None:
     """Samples written before Prometheus' container is replaced (same named volume) are still there after."""
     at = time.time() - 10  # far enough back that no scrape in flight can still add a sample
@@ -374,3 +436,25 @@ def test_prometheus_data_survives_a_prometheus_restart(stack: Stack) -> None:
     stack.run("up", "--detach", "--wait", "--force-recreate", "--no-deps", "prometheus")
     after = wait_for(lambda: stack.query(query, at=at), "Prometheus to answer after its restart", timeout=120)
     assert after[0]["value"][1] == before[0]["value"][1]
+
+
+def test_with_prometheus_and_the_model_down_the_alert_still_arrives_on_time(stack: Stack) -> None:
+    """Prometheus stopped and the model failing: the drill alert still reaches DingTalk within
+    Alertmanager's group wait plus the relay's 2 s deadline (and some slack), saying what is missing."""
+    chat = _chat(stack)
+    chat.reset()
+    chat.llm("error")
+    stack.run("stop", "prometheus")
+    try:
+        marker = uuid.uuid4().hex[:12]
+        started = time.monotonic()
+        _post_drill_alert(stack, "OfaVeEvidenceDown", "ofa-ve:8000", marker)
+        [message] = wait_for(lambda: _with(chat.messages("dingtalk"), marker), "the plain alert", 30,
+                             interval=0.25)
+        took = time.monotonic() - started
+        assert took < 1 + 2 + 5, took
+        assert "⚠️ 证据不完整" in message.text and "prometheus:" in message.text, message.text
+        assert "analysis: http_error" in message.text, message.text
+    finally:
+        chat.llm("good")
+        stack.run("start", "prometheus")

@@ -70,3 +70,24 @@ def test_checks_report_parts_that_are_not_tasks():
     assert supervisor.problems() == []
     alive[0] = False
     assert supervisor.problems() == ["outbox_writer"]
+
+
+def test_an_optional_task_down_is_shown_but_does_not_make_the_relay_unready():
+    """The enricher crashing shows in components() yet is no readiness problem; a sender would be."""
+    supervisor = Supervisor(RelayMetrics(CollectorRegistry()), restart_delay=10)
+
+    async def crash() -> None:
+        raise RuntimeError("bug")
+
+    async def main() -> tuple[dict[str, bool], list[str]]:
+        supervisor.add("enricher", "enrichment", crash, essential=False)
+        supervisor.add("sender-x", "sender", crash)
+        task = asyncio.create_task(supervisor.run())
+        await asyncio.sleep(0.05)
+        seen = supervisor.components(), supervisor.problems()
+        task.cancel()
+        return seen
+
+    components, problems = asyncio.run(main())
+    assert components == {"enrichment": False, "sender": False}
+    assert problems == ["sender"]

@@ -131,7 +131,7 @@ def test_no_secret_is_an_environment_variable_and_grafana_has_no_default_passwor
     reads its admin password from a file, has no sign-up and no anonymous use; nothing requires .env."""
     secret_variables = {"RELAY_AUTH_TOKEN", "GRAFANA_ADMIN_PASSWORD", "DINGTALK_ACCESS_TOKEN",
                         "DINGTALK_SECRET", "WECOM_KEY", "FEISHU_TOKEN", "FEISHU_SECRET", "SMTP_PASSWORD",
-                        "HEARTBEAT_URL"}
+                        "HEARTBEAT_URL", "ANALYSIS_LLM_API_KEY"}
     for name, service in SERVICES.items():
         for key, value in (service.get("environment") or {}).items():
             assert key not in secret_variables, (name, key)

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from webhook_relay import __version__
+from webhook_relay.charts import ChartLinks
 from webhook_relay.config import RelayConfig
 from webhook_relay.context import ApiError, Relay, error_response
 from webhook_relay.heartbeat import HeartbeatWatch
@@ -43,13 +44,21 @@ def create_app(
     client: httpx.AsyncClient | None = None,
     run_sender: bool = True,
     clock: Callable[[], float] = time.time,
+    enrichment_client: httpx.AsyncClient | None = None,
 ) -> FastAPI:
-    """Build the relay app. Background tasks run in the app's lifespan when `run_sender` is true."""
+    """Build the relay app. Background tasks run in the app's lifespan when `run_sender` is true.
+
+    `enrichment_client` (Prometheus, the instances' error views, the language model) is the app's own
+    unless given; it is used only when `enrichment` is on.
+    """
     metrics = RelayMetrics(registry)
     metrics.watch_outbox(lambda: outbox.stats(clock()), {n: t.kind for n, t in config.targets.items()})
     http = client or httpx.AsyncClient(timeout=config.delivery.timeout_seconds)
     mailbox = Inbox(outbox, config.inbox.keep_per_target)
-    sender = Sender(config, outbox, metrics, http, clock=clock, inbox=mailbox)
+    secret = config.server.token()
+    token = secret.get_secret_value().encode() if secret is not None else None
+    charts = ChartLinks(token, config.enrichment.chart.public_url)
+    sender = Sender(config, outbox, metrics, http, clock=clock, inbox=mailbox, charts=charts)
     for name, target in config.targets.items():
         metrics.init_target(name, target.kind, sender.channels[name].reasons)
     supervisor = Supervisor(metrics)
@@ -69,10 +78,23 @@ def create_app(
         supervisor.add(task_name, "sender", factory)
     supervisor.add("heartbeat-watch", "heartbeat_watch", watch.run)
     supervisor.add("storage-watch", "storage_watch", storage.run)
-    secret = config.server.token()
-    token = secret.get_secret_value().encode() if secret is not None else None
     runbook = Runbook(config.server.runbook_path) if config.server.runbook_path else None
-    relay = Relay(config, outbox, metrics, sender, watch, storage, supervisor, runbook, clock, token, mailbox)
+    relay = Relay(config, outbox, metrics, sender, watch, storage, supervisor, runbook, clock, token, mailbox,
+                  charts)
+    enrich_http: httpx.AsyncClient | None = None
+    if config.enrichment.available():
+        # Optional, and apart from the delivery core: the core only holds enriched alerts until a
+        # stored time; the enricher's being slow, down or restarting delays no alert past that.
+        from webhook_relay.enrichment import Enricher, EnrichmentMetrics
+
+        analysis = config.enrichment.analysis.deadline_seconds if config.enrichment.analysis.configured else 0
+        enrich_http = enrichment_client or httpx.AsyncClient(
+            timeout=max(config.enrichment.deadline_seconds, analysis) + 1, follow_redirects=False)
+        enricher = Enricher(config, outbox, sender.wake, enrich_http, EnrichmentMetrics(registry),
+                            clock=clock)
+        supervisor.add("enricher", "enrichment", enricher.run, essential=False)
+        relay.wake_enricher = enricher.wake
+        relay.preview_evidence = enricher.preview
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -91,6 +113,8 @@ def create_app(
                     await task
             if client is None:
                 await http.aclose()
+            if enrich_http is not None and enrichment_client is None:
+                await enrich_http.aclose()
 
     app = FastAPI(
         title="webhook-relay",

@@ -62,6 +62,10 @@ DEFAULT_URLS: dict[str, str] = {
     "feishu": "https://open.feishu.cn/open-apis/bot/v2/hook",
 }
 SEVERITIES = ("critical", "warning", "info", "default")
+# The kinds of evidence a message can carry (webhook_relay.enrichment): live numbers and a diagnosis
+# from Prometheus, a chart of the last hour, the instance's recent errors, a language model's analysis.
+EvidencePart = Literal["context", "chart", "errors", "analysis"]
+EVIDENCE_PARTS: tuple[EvidencePart, ...] = ("context", "chart", "errors", "analysis")
 
 _SUBST = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _ROUTE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -199,6 +203,8 @@ class Target(_Strict):
     # silently. A 20-alert group must not take minutes of a robot's 20-per-minute budget.
     max_messages: int = Field(default=3, ge=1, le=50)
     smtp: Smtp | None = None  # email
+    # The evidence this target shows under an alert (each part only when `enrichment` provides it).
+    enrich: list[EvidencePart] = Field(default_factory=lambda: list(EVIDENCE_PARTS))
     # email: addresses by severity label (critical | warning | info | default); a severity with no
     # list (and no `default`) is not mailed.
     recipients: dict[str, list[str]] = Field(default_factory=dict)
@@ -345,6 +351,8 @@ class Route(_Strict):
 
     targets: list[str] = Field(default_factory=list)
     heartbeat: Heartbeat | None = None
+    # The evidence this route's alerts get (intersected with each target's `enrich`).
+    enrich: list[EvidencePart] = Field(default_factory=lambda: list(EVIDENCE_PARTS))
 
     @model_validator(mode="after")
     def _does_something(self) -> Route:
@@ -432,6 +440,105 @@ class Delivery(_Strict):
     keep_delivered_seconds: float = Field(default=7 * 86400.0, ge=0)
 
 
+class Analysis(_Strict):
+    """An OpenAI-compatible chat-completions server asked for a root-cause hypothesis (off until `url`
+    and `model` are set). It never holds up an alert: past the message deadline the alert goes without
+    it and the analysis follows as a second message, if it comes within `deadline_seconds`."""
+
+    # Base URL of the API (`http://vllm:8000/v1`; `/chat/completions` is added) or the full endpoint.
+    url: str | None = None
+    model: str = ""
+    api_key: SecretStr | None = None
+    # From the alert's arrival: a slower answer is dropped (counted, logged), never waited for.
+    deadline_seconds: float = Field(default=20.0, gt=0)
+    max_concurrency: int = Field(default=2, ge=1, le=64)
+    # Circuit breaker: this many failures in a row stop the calls for `open_seconds`.
+    failures_to_open: int = Field(default=3, ge=1)
+    open_seconds: float = Field(default=300.0, gt=0)
+    # The same alerts (fingerprints) within this long reuse the last answer.
+    cache_seconds: float = Field(default=3600.0, ge=0)
+    # Characters of the answer shown in a message.
+    max_chars: int = Field(default=280, ge=40, le=2000)
+    max_tokens: int = Field(default=400, ge=32, le=8192)
+    # json_schema (vLLM, LMDeploy, Ollama >= 0.5, OpenAI), json_object, or none (the prompt asks for JSON).
+    response_format: Literal["json_schema", "json_object", "none"] = "json_schema"
+    # Attach the chart as an image (multimodal models: Janus-Pro, Qwen-VL, GPT-4o).
+    send_chart: bool = False
+    # The language the model is asked to answer in.
+    language: Literal["zh", "en"] = "en"
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return _check_url(value)
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _empty_key_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @property
+    def configured(self) -> bool:
+        return self.url is not None and bool(self.model.strip())
+
+
+class RecentErrors(_Strict):
+    """The instance's own recent-errors view (ofa-ve: GET /v1/errors), asked at http://<instance><path>."""
+
+    path: str = Field(default="/v1/errors", pattern=r"^/[A-Za-z0-9/_.-]*$")
+    count: int = Field(default=3, ge=1, le=10)
+
+
+class Chart(_Strict):
+    """One PNG of the last hour, kept in the outbox database and served at signed, expiring URLs."""
+
+    # Base URL of the relay as the chat's servers reach it (DingTalk fetches `![](url)` itself); empty:
+    # no image link (WeCom gets the PNG in the message anyway, the inbox a link relative to the relay).
+    public_url: str | None = None
+    expires_seconds: float = Field(default=7 * 86400.0, gt=0)
+    # At most this many charts are kept; the oldest go first.
+    keep: int = Field(default=500, ge=1, le=100_000)
+
+    @field_validator("public_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return _check_url(value)
+
+
+class Enrichment(_Strict):
+    """Evidence under each firing alert that matches `match` (webhook_relay.enrichment): off by default."""
+
+    enabled: bool = False
+    # Live numbers, the diagnosis and the chart come from here; empty: none of them.
+    prometheus_url: str | None = None
+    # Label values an alert must have to be enriched (the queries are ofa-ve's).
+    match: dict[str, str] = Field(default_factory=lambda: {"service": "ofa-ve"})
+    # The message deadline: an enriched alert is held at most this long (from its arrival) for its
+    # evidence, then goes with whatever is ready.
+    deadline_seconds: float = Field(default=2.0, gt=0)
+    # Evidence for at most this many instances of one notification (the others are counted).
+    max_instances: int = Field(default=3, ge=1, le=10)
+    errors: RecentErrors = Field(default_factory=RecentErrors)
+    chart: Chart = Field(default_factory=Chart)
+    analysis: Analysis = Field(default_factory=Analysis)
+
+    @field_validator("prometheus_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return _check_url(value)
+
+    def available(self) -> frozenset[str]:
+        """The parts this configuration can provide."""
+        if not self.enabled:
+            return frozenset()
+        parts = {"errors"}
+        if self.prometheus_url:
+            parts |= {"context", "chart"}
+        if self.analysis.configured:
+            parts.add("analysis")
+        return frozenset(parts)
+
+
 class RelayConfig(_Strict):
     server: Server = Field(default_factory=Server)
     storage: Storage = Field(default_factory=Storage)
@@ -442,6 +549,7 @@ class RelayConfig(_Strict):
     # the base named by their annotation, so the rules need not know where this deployment lives.
     links: dict[str, str] = Field(default_factory=dict)
     inbox: Inbox = Field(default_factory=Inbox)
+    enrichment: Enrichment = Field(default_factory=Enrichment)
     # Optional targets dropped for want of a credential (set by parse_config; not a config key).
     _disabled: tuple[str, ...] = PrivateAttr(default=())
 
@@ -482,6 +590,13 @@ class RelayConfig(_Strict):
                         f"routes.{name}.heartbeat.alive_report.targets: unknown target {target!r}"
                     )
         return self
+
+    def evidence_parts(self, route: str, target: str) -> frozenset[str]:
+        """What `target` shows under the alerts of `route`: both ask for it and enrichment provides it."""
+        r, t = self.routes.get(route), self.targets.get(target)
+        if r is None or t is None:
+            return frozenset()
+        return self.enrichment.available() & set(r.enrich) & set(t.enrich)
 
     def alarm_targets(self) -> list[str]:
         """Who hears the relay's own alarms: every heartbeat route's `notify`, else every target."""

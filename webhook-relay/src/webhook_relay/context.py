@@ -6,13 +6,16 @@ import asyncio
 import base64
 import binascii
 import hmac
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
+from webhook_relay.alertmanager import Notification
+from webhook_relay.charts import ChartLinks
 from webhook_relay.config import RelayConfig
+from webhook_relay.evidence import Evidence
 from webhook_relay.heartbeat import HeartbeatWatch
 from webhook_relay.inbox import Inbox
 from webhook_relay.metrics import RelayMetrics
@@ -51,6 +54,13 @@ class Relay:
     clock: Callable[[], float]
     token: bytes | None
     inbox: Inbox
+    charts: ChartLinks
+    # Set by create_app when enrichment is on: wake the enricher after storing a held notification,
+    # and gather evidence for /api/v1/preview (with the chart PNG, which a preview does not store).
+    wake_enricher: Callable[[], None] = field(default=lambda: None)
+    preview_evidence: (
+        Callable[[Notification, str | None], Awaitable[tuple[Evidence, bytes | None]]] | None
+    ) = None
 
     def authorized(self, header: str, *, basic: bool = False) -> bool:
         """A bearer token equal to ours; with `basic`, also HTTP Basic with ours as the password."""

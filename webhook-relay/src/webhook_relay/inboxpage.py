@@ -30,6 +30,7 @@ article.notice, .beat { border-left-color: #1a73e8; } article.refused { backgrou
 .status-firing { color: #d93025; } .status-resolved { color: #188038; } .status-notice { color: #1a73e8; }
 pre { background: #f1f3f4; padding: .5rem; overflow-x: auto; white-space: pre-wrap; font-size: .8rem; }
 table { border-collapse: collapse; } td, th { border: 1px solid #dadce0; padding: .2rem .5rem; }
+article img { max-width: 100%; height: auto; border: 1px solid #dadce0; border-radius: 4px; }
 """
 
 

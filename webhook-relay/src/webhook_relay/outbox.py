@@ -7,6 +7,14 @@ commit): each still waits for its own durable commit, but one fsync serves the w
 
 The sender works from the `deliveries` table; `parts_sent` lets a restarted sender resume a split
 message where it stopped instead of posting the first parts twice.
+
+Evidence (webhook_relay.enrichment) lives here too, so it survives a restart like the alert it belongs
+to. An alert that is to get evidence is stored with a hold: its deliveries are due at `hold_until` (the
+message deadline) and an `enrichments` row waits for the enricher. The enricher may store evidence only
+before `hold_until`, in the transaction that makes the deliveries due at once; past it, the alert goes
+as it is, and every retry renders it the same way. An analysis that comes later becomes a notification
+of its own (`kind = 'analysis'`, `follow_up_of` = the alert), created in the transaction that settles
+the analysis, so it exists once or not at all, whatever the process goes through.
 """
 
 from __future__ import annotations
@@ -29,7 +37,10 @@ CREATE TABLE IF NOT EXISTS notifications (
     id INTEGER PRIMARY KEY,
     route TEXT NOT NULL,
     received_at REAL NOT NULL,
-    payload TEXT NOT NULL
+    payload TEXT NOT NULL,
+    -- alert: an Alertmanager webhook (or a notice of the relay); analysis: an analysis that follows one.
+    kind TEXT NOT NULL DEFAULT 'alert',
+    follow_up_of INTEGER
 );
 CREATE TABLE IF NOT EXISTS deliveries (
     id INTEGER PRIMARY KEY,
@@ -66,7 +77,51 @@ CREATE TABLE IF NOT EXISTS inbox (
     detail TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS inbox_by_target ON inbox (target, id);
+-- Evidence of a notification: waited for until hold_until (state pending), then ready or late.
+-- analysis: none | pending | included (in the first message) | sent (as a follow-up) | failed | expired.
+CREATE TABLE IF NOT EXISTS enrichments (
+    notification_id INTEGER PRIMARY KEY REFERENCES notifications(id) ON DELETE CASCADE,
+    hold_until REAL NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'ready', 'late')),
+    analysis TEXT NOT NULL,
+    evidence TEXT,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS charts (
+    id TEXT PRIMARY KEY,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    png BLOB NOT NULL
+);
 """
+
+
+class Hold(NamedTuple):
+    """Deliveries to `targets` wait until `until` for the notification's evidence (see the module doc)."""
+
+    until: float
+    targets: tuple[str, ...]
+    analysis: bool = False
+
+
+class EnrichmentJob(NamedTuple):
+    """A notification the enricher still has work for."""
+
+    notification_id: int
+    route: str
+    received_at: float
+    payload: str
+    hold_until: float
+    state: str
+    analysis: str
+    evidence: str | None = None
+
+
+class StoredChart(NamedTuple):
+    id: str
+    created_at: float
+    expires_at: float
+    png: bytes
 
 
 class StorageError(RuntimeError):
@@ -99,11 +154,20 @@ class Delivery:
     last_error: str | None = None
     updated_at: float = 0.0
     retry_since: float = 0.0
+    # alert | analysis (a follow-up: `payload` is the alert's webhook with the analysis added).
+    kind: str = "alert"
+    # The evidence JSON, once stored in time (None: render the alert as it is).
+    evidence: str | None = None
 
 
 _DELIVERY_COLUMNS = (
     "d.id, d.notification_id, d.target, n.route, n.received_at, n.payload, d.parts_sent, d.attempts, "
-    "d.status, d.reason, d.last_error, d.updated_at, COALESCE(d.retry_since, n.received_at)"
+    "d.status, d.reason, d.last_error, d.updated_at, COALESCE(d.retry_since, n.received_at), n.kind, "
+    "CASE WHEN e.state = 'ready' THEN e.evidence END"
+)
+_DELIVERY_FROM = (
+    "FROM deliveries d JOIN notifications n ON n.id = d.notification_id "
+    "LEFT JOIN enrichments e ON e.notification_id = n.id"
 )
 
 
@@ -131,6 +195,17 @@ class Outbox:
         columns = {row[1] for row in self._conn.execute("PRAGMA table_info(deliveries)")}
         if "retry_since" not in columns:
             self._conn.execute("ALTER TABLE deliveries ADD COLUMN retry_since REAL")
+        # Databases written before evidence and follow-ups existed: every notification is an alert.
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(notifications)")}
+        if "kind" not in columns:
+            self._conn.execute("ALTER TABLE notifications ADD COLUMN kind TEXT NOT NULL DEFAULT 'alert'")
+        if "follow_up_of" not in columns:
+            self._conn.execute("ALTER TABLE notifications ADD COLUMN follow_up_of INTEGER")
+        # One follow-up per notification, whatever happens around its creation.
+        self._conn.execute(
+            "CREATE UNIQUE INDEX IF NOT EXISTS one_follow_up ON notifications (follow_up_of) "
+            "WHERE follow_up_of IS NOT NULL"
+        )
 
     @property
     def writer_alive(self) -> bool:
@@ -172,13 +247,15 @@ class Outbox:
         dedup_key: str | None,
         dedup_window: float,
         now: float,
+        hold: Hold | None = None,
     ) -> Future[int | None]:
         """Queue a notification for the next group commit; the future resolves once it is durable.
 
-        Its result is the notification id, or None when it duplicates one seen within the window.
+        Its result is the notification id, or None when it duplicates one seen within the window. With
+        `hold`, the deliveries to its targets wait for evidence (see the module doc).
         """
         future: Future[int | None] = Future()
-        self._pending.put(((route, targets, payload, dedup_key, dedup_window, now), future))
+        self._pending.put(((route, targets, payload, dedup_key, dedup_window, now, hold), future))
         return future
 
     def enqueue(
@@ -189,9 +266,10 @@ class Outbox:
         dedup_key: str | None,
         dedup_window: float,
         now: float,
+        hold: Hold | None = None,
     ) -> int | None:
         """Store a notification for each target and wait for the commit (see `submit`)."""
-        return self.submit(route, targets, payload, dedup_key, dedup_window, now).result(timeout=60)
+        return self.submit(route, targets, payload, dedup_key, dedup_window, now, hold).result(timeout=60)
 
     def _group_commit_loop(self) -> None:
         while True:
@@ -259,6 +337,7 @@ class Outbox:
         dedup_key: str | None,
         dedup_window: float,
         now: float,
+        hold: Hold | None = None,
     ) -> int | None:
         conn = self._conn
         if dedup_key is not None and dedup_window > 0:
@@ -270,17 +349,24 @@ class Outbox:
             "INSERT INTO notifications (route, received_at, payload) VALUES (?, ?, ?)", (route, now, payload)
         )
         nid = cur.lastrowid
+        held = set(hold.targets) if hold is not None else set()
         conn.executemany(
             "INSERT INTO deliveries (notification_id, target, status, next_attempt_at, updated_at, "
             "retry_since) VALUES (?, ?, 'pending', ?, ?, ?)",
-            [(nid, t, now, now, now) for t in targets],
+            [(nid, t, hold.until if hold is not None and t in held else now, now, now) for t in targets],
         )
+        if hold is not None and held & set(targets):
+            conn.execute(
+                "INSERT INTO enrichments (notification_id, hold_until, state, analysis, updated_at) "
+                "VALUES (?, ?, 'pending', ?, ?)",
+                (nid, hold.until, "pending" if hold.analysis else "none", now),
+            )
         return nid
 
     def due(self, target: str, now: float, limit: int = 20) -> list[Delivery]:
         """Pending deliveries of a target whose next attempt is due, oldest first."""
         rows = self._read(
-            f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d JOIN notifications n ON n.id = d.notification_id "  # noqa: S608
+            f"SELECT {_DELIVERY_COLUMNS} {_DELIVERY_FROM} "
             "WHERE d.target = ? AND d.status = 'pending' AND d.next_attempt_at <= ? ORDER BY d.id LIMIT ?",
             (target, now, limit),
         )
@@ -334,7 +420,7 @@ class Outbox:
 
     def dead_letters(self, limit: int = 100) -> list[Delivery]:
         rows = self._read(
-            f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d JOIN notifications n ON n.id = d.notification_id "  # noqa: S608
+            f"SELECT {_DELIVERY_COLUMNS} {_DELIVERY_FROM} "
             "WHERE d.status = 'dead' ORDER BY d.id LIMIT ?",
             (limit,),
         )
@@ -369,7 +455,7 @@ class Outbox:
 
     def get(self, delivery_id: int) -> Delivery | None:
         rows = self._read(
-            f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d JOIN notifications n ON n.id = d.notification_id "  # noqa: S608
+            f"SELECT {_DELIVERY_COLUMNS} {_DELIVERY_FROM} "
             "WHERE d.id = ?",
             (delivery_id,),
         )
@@ -440,5 +526,132 @@ class Outbox:
                 (now - keep_delivered,),
             )
             conn.execute("DELETE FROM notifications WHERE id NOT IN (SELECT notification_id FROM deliveries)")
+            conn.execute("DELETE FROM charts WHERE expires_at < ?", (now,))
 
         self._write(txn)
+
+    # --- evidence (webhook_relay.enrichment writes, the sender reads through `due`) -----------------
+
+    def enrichment_jobs(self, limit: int = 50) -> list[EnrichmentJob]:
+        """Notifications whose evidence or analysis is still awaited, oldest first."""
+        rows = self._read(
+            "SELECT e.notification_id, n.route, n.received_at, n.payload, e.hold_until, e.state, e.analysis, "
+            "e.evidence FROM enrichments e JOIN notifications n ON n.id = e.notification_id "
+            "WHERE e.state = 'pending' OR e.analysis = 'pending' ORDER BY e.notification_id LIMIT ?",
+            (limit,),
+        )
+        return [EnrichmentJob(*r) for r in rows]
+
+    def store_evidence(
+        self, notification_id: int, evidence: str, chart: StoredChart | None, analysis: str | None,
+        now: float, keep_charts: int = 500,
+    ) -> bool:
+        """Store the evidence and release the held deliveries, if `now` is before the hold ends.
+
+        `analysis` (included, failed, ...) settles a pending analysis in the same commit. Past the hold
+        nothing is stored, the row is marked late and False is returned: the alert has gone (or is
+        going) without evidence, and its retries must render it the same way.
+        """
+
+        def txn(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(
+                "UPDATE enrichments SET state = 'ready', evidence = ?, updated_at = ? "
+                "WHERE notification_id = ? AND state = 'pending' AND hold_until > ?",
+                (evidence, now, notification_id, now),
+            )
+            if cur.rowcount != 1:
+                conn.execute(
+                    "UPDATE enrichments SET state = 'late', updated_at = ? "
+                    "WHERE notification_id = ? AND state = 'pending'",
+                    (now, notification_id),
+                )
+                return False
+            if analysis is not None:
+                conn.execute(
+                    "UPDATE enrichments SET analysis = ? WHERE notification_id = ? AND analysis = 'pending'",
+                    (analysis, notification_id),
+                )
+            if chart is not None:
+                conn.execute(
+                    "INSERT OR REPLACE INTO charts (id, created_at, expires_at, png) VALUES (?, ?, ?, ?)",
+                    (chart.id, chart.created_at, chart.expires_at, chart.png),
+                )
+                conn.execute(
+                    "DELETE FROM charts WHERE id IN "
+                    "(SELECT id FROM charts ORDER BY created_at DESC, id LIMIT -1 OFFSET ?)",
+                    (keep_charts,),
+                )
+            conn.execute(
+                "UPDATE deliveries SET next_attempt_at = ? WHERE notification_id = ? AND status = 'pending' "
+                "AND attempts = 0 AND parts_sent = 0 AND next_attempt_at > ?",
+                (now, notification_id, now),
+            )
+            return True
+
+        return self._write(txn)
+
+    def expire_evidence(self, notification_id: int, now: float) -> None:
+        """The evidence will not come (its hold is over): the alert goes as it is."""
+        self._write(
+            lambda c: c.execute(
+                "UPDATE enrichments SET state = 'late', updated_at = ? "
+                "WHERE notification_id = ? AND state = 'pending'",
+                (now, notification_id),
+            )
+        )
+
+    def settle_analysis(self, notification_id: int, outcome: str, now: float) -> bool:
+        """A pending analysis ends without a follow-up (`failed`, `expired`); False if already settled."""
+
+        def txn(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(
+                "UPDATE enrichments SET analysis = ?, updated_at = ? "
+                "WHERE notification_id = ? AND analysis = 'pending'",
+                (outcome, now, notification_id),
+            )
+            return cur.rowcount == 1
+
+        return self._write(txn)
+
+    def add_follow_up(
+        self, notification_id: int, route: str, targets: list[str], payload: str, now: float
+    ) -> int | None:
+        """Store the follow-up of a notification and settle its analysis as `sent`, in one commit.
+
+        None (and nothing stored) when the analysis is no longer pending: it was included, settled, or
+        followed up already. A follow-up is therefore created once at most, across any crash.
+        """
+
+        def txn(conn: sqlite3.Connection) -> int | None:
+            cur = conn.execute(
+                "UPDATE enrichments SET analysis = 'sent', updated_at = ? "
+                "WHERE notification_id = ? AND analysis = 'pending'",
+                (now, notification_id),
+            )
+            if cur.rowcount != 1 or not targets:
+                return None
+            nid = conn.execute(
+                "INSERT INTO notifications (route, received_at, payload, kind, follow_up_of) "
+                "VALUES (?, ?, ?, 'analysis', ?)",
+                (route, now, payload, notification_id),
+            ).lastrowid
+            conn.executemany(
+                "INSERT INTO deliveries (notification_id, target, status, next_attempt_at, updated_at, "
+                "retry_since) VALUES (?, ?, 'pending', ?, ?, ?)",
+                [(nid, t, now, now, now) for t in targets],
+            )
+            return nid
+
+        return self._write(txn)
+
+    def delivery_targets(self, notification_id: int) -> list[str]:
+        """The targets a notification was stored for (those not dead-lettered), in insertion order."""
+        rows = self._read(
+            "SELECT target FROM deliveries WHERE notification_id = ? AND status != 'dead' ORDER BY id",
+            (notification_id,),
+        )
+        return [r[0] for r in rows]
+
+    def chart(self, chart_id: str) -> StoredChart | None:
+        rows = self._read("SELECT id, created_at, expires_at, png FROM charts WHERE id = ?", (chart_id,))
+        return StoredChart(rows[0][0], rows[0][1], rows[0][2], bytes(rows[0][3])) if rows else None

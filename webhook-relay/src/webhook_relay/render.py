@@ -16,7 +16,9 @@ from zoneinfo import ZoneInfo
 import jinja2
 
 from webhook_relay.alertmanager import ZERO_TIME, Alert, Notification
+from webhook_relay.charts import ChartLinks
 from webhook_relay.config import Mention, Target
+from webhook_relay.evidence import Evidence, FollowUp, localize
 from webhook_relay.notices import NOTICE_RECEIVER
 from webhook_relay.split import ALERT_BOUNDARY, SplitError, split_text
 
@@ -24,6 +26,11 @@ _SEVERITY_ORDER = ("critical", "warning", "info")
 _HIDDEN_LABELS = frozenset({"alertname", "severity"})
 _WECOM_COLORS = {"critical": "warning", "warning": "warning", "info": "info", "comment": "comment"}
 _DINGTALK_COLORS = {"critical": "#D93025", "warning": "#E37400", "info": "#188038"}
+# WeCom's robot takes a JPG/PNG of at most 2 MB as an image message (base64 + md5).
+MAX_IMAGE_BYTES = 2 * 1024 * 1024
+# How evidence is tried, best first: every part with the chart, the short form with the chart, the
+# short form alone. The alert's own text is never shortened to make room for evidence.
+_EVIDENCE_LEVELS = (("full", True), ("short", True), ("short", False))
 
 
 class RenderError(ValueError):
@@ -43,6 +50,8 @@ class Message:
     mention: Mention = field(default_factory=Mention)
     status: str = "firing"
     severity: str = ""
+    # A PNG to post as an image message (WeCom); `text` then says what it shows (inbox, previews).
+    image: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -103,11 +112,13 @@ class Renderer:
     """
 
     def __init__(
-        self, target: Target, links: Mapping[str, str] | None = None, max_messages: int | None = None
+        self, target: Target, links: Mapping[str, str] | None = None, max_messages: int | None = None,
+        charts: ChartLinks | None = None,
     ) -> None:
         self.target = target
         self.links = dict(links or {})
         self.max_messages = max_messages or target.max_messages
+        self.charts = charts
         self.zone = ZoneInfo(target.timezone)
         name = target.template.name if target.template else f"default.{target.language}.md.j2"
         try:
@@ -116,6 +127,8 @@ class Renderer:
             # how to shorten itself, and the budget must hold for it too.
             self.compact = _environment(None).get_template(f"compact.{target.language}.md.j2")
             self.notice = _environment(None).get_template(f"notice.{target.language}.md.j2")
+            self.evidence = _environment(None).get_template(f"evidence.{target.language}.md.j2")
+            self.follow_up = _environment(None).get_template(f"followup.{target.language}.md.j2")
         except jinja2.TemplateError as exc:
             raise RenderError(f"template {target.template or name}: {exc}") from exc
 
@@ -294,30 +307,159 @@ class Renderer:
         """The messages to post: split to the byte limit, and within the message budget."""
         return self.render_budgeted(note, received_at).messages
 
-    def render_budgeted(self, note: Notification, received_at: datetime | None = None) -> Rendered:
-        """Full form if it fits in `max_messages` messages, else compact, else compact and counted."""
+    def render_budgeted(
+        self,
+        note: Notification,
+        received_at: datetime | None = None,
+        evidence: Evidence | None = None,
+        parts: frozenset[str] = frozenset(),
+        chart_png: bytes | None = None,
+    ) -> Rendered:
+        """Full form if it fits in `max_messages` messages, else compact, else compact and counted.
+
+        With `evidence`, the `parts` of it this target shows are added after the alert as far as the
+        budget allows (full, then short, then short without the chart image); the alert's own form
+        is the one it would have without evidence.
+        """
+        text, messages, mode = self._plain(note, received_at)
+        if evidence is None or not parts or note.receiver == NOTICE_RECEIVER:
+            return Rendered(messages, mode)
+        image = self._image(note, evidence, chart_png) if "chart" in parts else None
+        for level, with_image in _EVIDENCE_LEVELS:
+            extra = [image] if with_image and image is not None else []
+            if with_image and image is None and level == "short":
+                continue  # already tried without an image
+            block = self.render_evidence(evidence, parts, level, image_sent=bool(extra))
+            if not block:
+                break
+            try:
+                parts_out = self._split(note, text + block)
+            except SplitError:
+                continue
+            if len(parts_out) + len(extra) <= self.max_messages:
+                return Rendered(parts_out + extra, mode)
+        return Rendered(messages, mode)
+
+    def _plain(self, note: Notification, received_at: datetime | None) -> tuple[str, list[Message], str]:
+        """The alert's text, its messages and mode, within the budget (see render_budgeted)."""
         try:
-            full = self._split(note, self.render_text(note, received_at))
+            text = self.render_text(note, received_at)
+            full = self._split(note, text)
         except SplitError:
             full = None  # more parts than any chat should get: compact below
         if full is not None and len(full) <= self.max_messages:
-            return Rendered(full, "full")
+            return text, full, "full"
         total = len(note.alerts)
-        compact = self._split(note, self.render_text(note, received_at, shown=total))
+        text = self.render_text(note, received_at, shown=total)
+        compact = self._split(note, text)
         if len(compact) <= self.max_messages:
-            return Rendered(compact, "compact")
+            return text, compact, "compact"
         # The most alerts whose compact lines still fit; the rest are counted, with a link to them.
         best, low, high = None, 0, total - 1
         while low <= high:
             mid = (low + high) // 2
-            messages = self._split(note, self.render_text(note, received_at, shown=mid))
+            candidate = self.render_text(note, received_at, shown=mid)
+            messages = self._split(note, candidate)
             if len(messages) <= self.max_messages:
-                best, low = messages, mid + 1
+                best, low = (candidate, messages), mid + 1
             else:
                 high = mid - 1
         if best is None:
             raise SplitError(f"not even a summary fits in {self.max_messages} message(s)")
-        return Rendered(best, "truncated")
+        return best[0], best[1], "truncated"
+
+    def _chart_markup(self, evidence: Evidence, image_sent: bool) -> str:
+        """How the chart shows in this channel's text (empty when it cannot, or goes as an image)."""
+        chart = evidence.chart
+        if chart is None or image_sent or self.charts is None:
+            return ""
+        zh = self.target.language == "zh"
+        alt = "近 1 小时图表" if zh else "last hour"
+        kind = self.target.kind
+        if kind == "inbox":
+            # The inbox page is served by the relay: a relative link works without a public URL.
+            return f"![{alt}]({self.charts.path(chart.id, chart.expires_at)})"
+        url = self.charts.url(chart.id, chart.expires_at)
+        if url is None or kind == "wecom":
+            return ""  # no public URL: no link that could not open
+        if kind == "dingtalk":
+            return f"![{alt}]({url})"
+        # Feishu cards show only images uploaded to Feishu (an image_key); email gets a link too.
+        return f"[📈 {'图表（近 1 小时）' if zh else 'Chart of the last hour'}]({url})"
+
+    def render_evidence(
+        self, evidence: Evidence, parts: frozenset[str], level: str = "full", *, image_sent: bool = False
+    ) -> str:
+        """The evidence block (starting with ALERT_BOUNDARY), or "" when there is nothing to show."""
+        zh = self.target.language == "zh"
+
+        def pick(en: str, cn: str) -> str:
+            return localize(cn if zh else en, self.zone)
+
+        instances = []
+        for inst in evidence.instances:
+            lines = [pick(x.en, x.zh) for x in inst.lines] if "context" in parts else []
+            findings = [pick(f.en, f.zh) for f in inst.findings] if "context" in parts else []
+            errors = [
+                {
+                    "at": datetime.fromtimestamp(e.at, self.zone).strftime("%H:%M:%S") if e.at else "?",
+                    "status": e.status_code or "", "code": e.code or "", "cause": e.cause or "",
+                    "request_id": e.request_id, "message": e.message or "",
+                }
+                for e in inst.errors
+            ] if "errors" in parts else []
+            if lines or findings or errors:
+                instances.append({"instance": inst.instance, "lines": lines, "findings": findings,
+                                  "errors": errors})
+        chart = self._chart_markup(evidence, image_sent) if "chart" in parts else ""
+        analysis = evidence.analysis if "analysis" in parts else None
+        problems = evidence.problems
+        if not (instances or chart or analysis or problems):
+            return ""
+        try:
+            return self.evidence.render(
+                instances=instances,
+                more_instances=evidence.more_instances if instances else 0,
+                chart=chart,
+                analysis=analysis,
+                problems=problems,
+                level=level,
+                at=datetime.fromtimestamp(evidence.at, self.zone).strftime("%H:%M:%S"),
+                sep=ALERT_BOUNDARY,
+                channel=self.target.kind,
+                color=self._color,
+            )
+        except jinja2.TemplateError as exc:
+            raise RenderError(f"evidence template failed: {exc}") from exc
+
+    def _image(self, note: Notification, evidence: Evidence, png: bytes | None) -> Message | None:
+        """The chart as an image message, for the channels that take one (WeCom)."""
+        if self.target.kind != "wecom" or png is None or evidence.chart is None or len(png) > MAX_IMAGE_BYTES:
+            return None
+        zh = self.target.language == "zh"
+        caption = f"📈 {'近 1 小时图表' if zh else 'Chart of the last hour'}: {self.title(note)}"
+        return Message(title=self.title(note), text=caption, status=self.status(note),
+                       severity=self.severity(note), image=png)
+
+    def render_follow_up(self, note: Notification, follow: FollowUp) -> list[Message]:
+        """The second message of an alert whose analysis came late: quotes the alert, within the budget."""
+        zh = self.target.language == "zh"
+        instances = ", ".join(sorted({a.labels.get("instance", "") for a in note.alerts} - {""}))
+        title = self.title(note)
+        try:
+            text = self.follow_up.render(
+                title=title,
+                received=self._time(datetime.fromtimestamp(follow.received_at, UTC)),
+                instances=instances,
+                analysis=follow.analysis,
+                channel=self.target.kind,
+            )
+        except jinja2.TemplateError as exc:
+            raise RenderError(f"follow-up template failed: {exc}") from exc
+        parts = split_text(text.strip("\n"), self.target.message_bytes)[: self.max_messages]
+        prefix = "AI 分析 ↩ " if zh else "AI analysis ↩ "
+        return [Message(title=prefix + title, text=part, status="notice", severity=self.severity(note))
+                for part in parts]
 
     def _split(self, note: Notification, text: str) -> list[Message]:
         mention = self.mention(note)

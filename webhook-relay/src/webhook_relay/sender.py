@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import json
 import logging
 import random
 import time
@@ -16,13 +17,15 @@ import httpx
 
 from webhook_relay.alertmanager import Notification
 from webhook_relay.channels import Channel, Outcome, Result, open_channel
+from webhook_relay.charts import ChartLinks
 from webhook_relay.config import Delivery as DeliveryConfig
 from webhook_relay.config import RelayConfig
+from webhook_relay.evidence import FOLLOW_UP_KEY, Evidence, FollowUp
 from webhook_relay.inbox import Inbox
 from webhook_relay.metrics import RelayMetrics
 from webhook_relay.outbox import Delivery, Outbox, StorageError
 from webhook_relay.ratelimit import RateLimiter
-from webhook_relay.render import Message, Renderer, RenderError
+from webhook_relay.render import Message, Rendered, Renderer, RenderError
 from webhook_relay.split import SplitError
 
 log = logging.getLogger(__name__)
@@ -53,6 +56,7 @@ class Sender:
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
         inbox: Inbox | None = None,
+        charts: ChartLinks | None = None,
     ) -> None:
         self.config = config
         self.outbox = outbox
@@ -67,7 +71,8 @@ class Sender:
             name: open_channel(name, t, client=client, inbox=self.inbox) for name, t in config.targets.items()
         }
         self.renderers = {
-            name: Renderer(t, config.links, max_messages=t.max_messages) for name, t in config.targets.items()
+            name: Renderer(t, config.links, max_messages=t.max_messages, charts=charts)
+            for name, t in config.targets.items()
         }
         self.limiters = {
             name: RateLimiter(t.rate_limit.messages, t.rate_limit.period_seconds)
@@ -203,13 +208,21 @@ class Sender:
         context = {"target": name, "delivery_id": item.id, "route": item.route}
         try:
             note = Notification.model_validate_json(item.payload)
-            received = datetime.fromtimestamp(item.received_at, UTC)
-            rendered = self.renderers[name].render_budgeted(note, received)
-        except (RenderError, SplitError, ValueError) as exc:
+            if item.kind == "analysis":
+                follow = FollowUp.model_validate(json.loads(item.payload)[FOLLOW_UP_KEY])
+                rendered = Rendered(self.renderers[name].render_follow_up(note, follow), "full")
+            else:
+                rendered = await self._render(name, item, note)
+        except (RenderError, SplitError, ValueError, KeyError) as exc:
             reason = "too_long" if isinstance(exc, SplitError) else "template_error"
             await self._dead(name, item, reason, str(exc), context)
             return True
         messages = rendered.messages
+        if item.parts_sent >= len(messages):
+            # Every part went already (the chart image of an earlier render was pruned since).
+            await self._persist(name, item.id, self._write("record_part", item.id, item.parts_sent, True,
+                                                          self.clock()), status="delivered")
+            return True
         if rendered.mode != "full" and item.attempts == 0 and item.parts_sent == 0:
             self.metrics.compacted.labels(target=name, mode=rendered.mode).inc()
             log.info("notification compacted to fit the message budget",
@@ -244,6 +257,27 @@ class Sender:
                 return True
             return await self._retry(name, item, result, context)
         return True
+
+    async def _render(self, name: str, item: Delivery, note: Notification) -> Rendered:
+        """The alert's messages, with the evidence the outbox holds for it (stored before it was first
+        due, so every attempt renders the same parts); without it when there is none or it is unusable."""
+        received = datetime.fromtimestamp(item.received_at, UTC)
+        renderer = self.renderers[name]
+        if not item.evidence:
+            return renderer.render_budgeted(note, received)
+        parts = self.config.evidence_parts(item.route, name)
+        try:
+            evidence = Evidence.model_validate_json(item.evidence)
+        except ValueError:
+            log.warning("stored evidence unreadable; sending the alert without it",
+                        extra={"target": name, "delivery_id": item.id})
+            return renderer.render_budgeted(note, received)
+        png = None
+        chart = evidence.chart
+        if chart is not None and "chart" in parts and self.config.targets[name].kind == "wecom":
+            stored = await asyncio.to_thread(self.outbox.chart, chart.id)
+            png = stored.png if stored is not None else None
+        return renderer.render_budgeted(note, received, evidence, parts, png)
 
     async def _show(self, name: str, message: Message, now: float, result: Result) -> None:
         """Keep what a robot or mailbox was given, and what it refused for good, for GET /inbox."""

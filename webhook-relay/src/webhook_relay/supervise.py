@@ -25,6 +25,8 @@ class _Task:
     component: str
     factory: Callable[[], Coroutine[Any, Any, None]]
     running: bool = False
+    # Readiness depends on it (delivery); optional parts (enrichment) only show in the metric.
+    essential: bool = True
 
 
 class Supervisor:
@@ -35,9 +37,16 @@ class Supervisor:
         self._checks: dict[str, Callable[[], bool]] = {}
         self.started = False
 
-    def add(self, name: str, component: str, factory: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        """Run `factory()` for as long as the supervisor runs; `component` groups tasks for health."""
-        self._tasks.append(_Task(name, component, factory))
+    def add(
+        self, name: str, component: str, factory: Callable[[], Coroutine[Any, Any, None]],
+        *, essential: bool = True,
+    ) -> None:
+        """Run `factory()` for as long as the supervisor runs; `component` groups tasks for health.
+
+        A task that is not `essential` is restarted and shown like the others, but its being down does
+        not make the relay unready: alerts go out without what it adds.
+        """
+        self._tasks.append(_Task(name, component, factory, essential=essential))
 
     def check(self, component: str, probe: Callable[[], bool]) -> None:
         """A component that is not a task here (the outbox writer thread), probed when asked."""
@@ -52,7 +61,8 @@ class Supervisor:
         return status
 
     def problems(self) -> list[str]:
-        return sorted(name for name, up in self.components().items() if not up)
+        optional = {t.component for t in self._tasks if not t.essential}
+        return sorted(name for name, up in self.components().items() if not up and name not in optional)
 
     async def run(self) -> None:
         self.metrics.init_tasks(t.name for t in self._tasks)

@@ -14,7 +14,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from ofa_ve.logging_setup import is_request_id
 from ofa_ve.peers import PEER_HEADER, PeerLookup
-from ofa_ve.requestlog import RequestLog
+from ofa_ve.requestlog import ERROR_KINDS, RequestLog, error_summary
+
+# GET /v1/errors returns at most this many records (the log keeps OFA_VE_REQUEST_LOG_SIZE per kind).
+MAX_ERRORS = 50
 
 
 def wants_html(request: Request) -> bool:
@@ -77,5 +80,19 @@ def build_detail_router(request_log: RequestLog, peers: PeerLookup | None = None
         if wants_html(request):
             return HTMLResponse(render_html(record))
         return JSONResponse(record)
+
+    @router.get(
+        "/v1/errors",
+        summary="This replica's most recent failed requests, newest first (ids, codes, causes; redacted)",
+        responses={422: {"description": "unknown kind"}},
+    )
+    async def recent_errors(limit: int = 5, kind: str = "server_error") -> Response:
+        if kind not in ERROR_KINDS:
+            return JSONResponse({"error": {
+                "code": "invalid_request", "message": f"kind must be one of {list(ERROR_KINDS)}",
+            }}, status_code=422)
+        records = request_log.recent(kind, max(0, min(limit, MAX_ERRORS)))
+        return JSONResponse({"replica": request_log.replica, "kind": kind,
+                             "errors": [error_summary(r) for r in records]})
 
     return router

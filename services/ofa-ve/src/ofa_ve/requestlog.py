@@ -15,8 +15,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ofa_ve.context import RequestContext, timings_ms
+from ofa_ve.redact import redact_message
 
 KINDS = ("server_error", "client_error", "slow", "sampled")
+# The kinds GET /v1/errors lists (server errors by default: those are the service's failures).
+ERROR_KINDS = ("server_error", "client_error")
 SHED_CODES = frozenset({"overloaded", "not_ready", "queue_full"})
 
 
@@ -66,6 +69,27 @@ def to_record(ctx: RequestContext, replica: str, kinds: list[str]) -> dict[str, 
     }
 
 
+def error_summary(record: dict[str, Any]) -> dict[str, Any]:
+    """A kept failed request as the recent-errors view shows it: ids, outcome, error code and cause,
+    stage times; no user text, and for a client error no message (it may echo the caller's input)."""
+    error = record.get("error") or {}
+    server = (record.get("status_code") or 0) >= 500
+    return {
+        "request_id": record["request_id"],
+        "received_at": record["received_at"],
+        "endpoint": record["endpoint"],
+        "replica": record["replica"],
+        "status_code": record["status_code"],
+        "code": error.get("code"),
+        "cause": record.get("cause"),
+        "message": redact_message(error.get("message")) if server else None,
+        "duration_ms": record["duration_ms"],
+        "timings_ms": record["timings_ms"],
+        "items": len(record["items"]),
+        "item_errors": sorted({i["error"]["code"] for i in record["items"] if i.get("error")}),
+    }
+
+
 class RequestLog:
     """The rings and an index by request id (a re-used X-Request-ID shows its latest request)."""
 
@@ -111,6 +135,14 @@ class RequestLog:
     def get(self, request_id: str) -> dict[str, Any] | None:
         with self._lock:
             return self._records.get(request_id)
+
+    def recent(self, kind: str, limit: int) -> list[dict[str, Any]]:
+        """The newest `limit` records of one kind, newest first."""
+        if kind not in KINDS:
+            raise ValueError(f"unknown kind {kind!r}; expected one of {KINDS}")
+        with self._lock:
+            ids = list(self._rings[kind])[-limit:] if limit > 0 else []
+            return [self._records[i] for i in reversed(ids)]
 
     def __len__(self) -> int:
         with self._lock:

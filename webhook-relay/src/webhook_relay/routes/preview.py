@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -27,12 +28,13 @@ async def preview(request: Request) -> Response:
         raise ApiError(400, "body must be JSON") from None
     if not isinstance(doc, dict) or "payload" not in doc:
         raise ApiError(400, 'body must be {"payload": <Alertmanager webhook>, "route" or "target": name}')
+    route = doc.get("route")
     if doc.get("target") is not None:
         if doc["target"] not in config.targets:
             raise ApiError(404, f"unknown target; configured targets: {sorted(config.targets)}")
         names = [doc["target"]]
+        route = route if route in config.routes else None
     else:
-        route = doc.get("route")
         if route not in config.routes:
             raise ApiError(404, f"unknown route; configured routes: {sorted(config.routes)}")
         names = config.routes[route].targets
@@ -43,10 +45,21 @@ async def preview(request: Request) -> Response:
     except ValidationError as exc:
         raise ApiError(400, f"payload is not an Alertmanager webhook: {exc.error_count()} error(s)") from None
     out: dict[str, Any] = {}
+    evidence, png = None, None
+    match = config.enrichment.match.items()
+    matched = any(a.status == "firing" and all(a.labels.get(k) == v for k, v in match) for a in note.alerts)
+    if relay.preview_evidence is not None and doc.get("enrich", True) is not False and matched:
+        # Gathered now, as the enricher would (within the message deadline); nothing is stored, so the
+        # chart link of the preview does not open: the PNG is in `evidence.chart_png_base64` instead.
+        evidence, png = await relay.preview_evidence(note, route)
+    available = config.enrichment.available()
     for name in names:
         target = config.targets[name]
+        parts = config.evidence_parts(route, name) if route else available & set(target.enrich)
         try:
-            rendered = relay.sender.renderers[name].render_budgeted(note)
+            rendered = relay.sender.renderers[name].render_budgeted(
+                note, None, evidence, parts if evidence is not None else frozenset(),
+                png if target.kind == "wecom" else None)
         except (RenderError, SplitError) as exc:
             raise ApiError(422, f"target {name}: {exc}") from None
         channel = relay.sender.channels[name]
@@ -59,4 +72,8 @@ async def preview(request: Request) -> Response:
                 for m in rendered.messages
             ],
         }
-    return JSONResponse({"targets": out})
+    body: dict[str, Any] = {"targets": out}
+    if evidence is not None:
+        body["evidence"] = {**evidence.model_dump(),
+                            "chart_png_base64": base64.b64encode(png).decode() if png else None}
+    return JSONResponse(body)

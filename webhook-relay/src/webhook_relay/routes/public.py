@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -13,6 +14,7 @@ from webhook_relay.context import ApiError, relay_of
 
 log = logging.getLogger(__name__)
 router = APIRouter()
+_CHART_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 @router.get("/-/healthy")
@@ -48,3 +50,19 @@ async def runbook(request: Request) -> Response:
         log.error("runbook unreadable", extra={"path": str(book.path), "error": exc.strerror})
         raise ApiError(503, "the runbook file cannot be read") from None
     return HTMLResponse(page)
+
+
+@router.get("/charts/{chart_id}.png")
+async def chart(chart_id: str, request: Request, exp: str = "", sig: str = "") -> Response:
+    """An evidence chart, for whoever holds a signed, unexpired link (DingTalk's image fetcher, the
+    inbox page): no login, as the chat's servers have none."""
+    relay = relay_of(request)
+    now = relay.clock()
+    if not _CHART_ID.match(chart_id) or not relay.charts.valid(chart_id, exp, sig, now):
+        raise ApiError(404, "no such chart, or the link expired")
+    stored = await asyncio.to_thread(relay.outbox.chart, chart_id)
+    if stored is None:
+        raise ApiError(404, "no such chart, or the link expired")
+    ttl = max(0, int(exp) - int(now))
+    return Response(stored.png, media_type="image/png",
+                    headers={"Cache-Control": f"private, max-age={ttl}", "X-Content-Type-Options": "nosniff"})

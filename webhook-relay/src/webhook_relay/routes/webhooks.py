@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from webhook_relay.alertmanager import Notification
 from webhook_relay.context import ApiError, read_body, relay_of, require_token
+from webhook_relay.hold import evidence_hold
 from webhook_relay.outbox import StorageError
 
 log = logging.getLogger(__name__)
@@ -49,9 +50,12 @@ async def receive(route: str, request: Request) -> Response:
     try:
         if not relay.outbox.writer_alive:
             raise StorageError("the outbox writer has stopped")
+        now = relay.clock()
+        # Enriched alerts wait for their evidence until the message deadline at most (a stored time).
+        hold = evidence_hold(config, route, note, now)
         future = relay.outbox.submit(
             route, targets, body.decode("utf-8"), note.dedup_key(route),
-            config.delivery.dedup_window_seconds, relay.clock(),
+            config.delivery.dedup_window_seconds, now, hold,
         )
         # Awaiting the future holds no thread: many webhooks can share one group commit.
         stored = await asyncio.wait_for(asyncio.wrap_future(future), STORE_TIMEOUT_SECONDS)
@@ -65,4 +69,6 @@ async def receive(route: str, request: Request) -> Response:
         return JSONResponse({"status": "duplicate"}, status_code=200)
     metrics.received.labels(route=route, result="accepted").inc()
     relay.sender.wake(targets)
+    if hold is not None:
+        relay.wake_enricher()
     return JSONResponse({"status": "accepted", "id": stored}, status_code=202)
