@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help venv tools docker browser test test-unit lint format dashboards check-monitoring tiny-model image-wheels test-stack bench up up-cpu down
+.PHONY: help venv tools docker browser test test-unit lint format dashboards check-monitoring tiny-model image-wheels test-stack bench perf-gate up up-cpu down
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-17s %s\n", $$1, $$2}'
@@ -53,6 +53,13 @@ test-stack: venv tools ## only the end-to-end container tests
 bench: venv tools ## benchmarks: tables on stdout, JSON under bench/results/
 	$(PY) bench/ofa_ve_bench.py
 	$(PY) bench/relay_bench.py
+
+# The baseline: $$PERF_GATE_BASELINE_REF, else the commit recorded in the baseline file, else its numbers.
+PERF_GATE_BASELINE_FILE ?= tools/perf-gate/baselines/cpu-tiny.json
+perf-gate: venv ## performance gate as CI runs it: this tree against the baseline, tiny model (tools/perf-gate/)
+	$(PY) -m perf_gate ab --baseline auto --baseline-file $(PERF_GATE_BASELINE_FILE) --candidate path:. \
+	  --tiny-model .tiny-model --slo-class cpu-tiny --confirm \
+	  --json bench/results/perf-gate.json --markdown bench/results/perf-gate.md
 
 up: ## the stack on a GPU host (needs .env)
 	docker compose up -d

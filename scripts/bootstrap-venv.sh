@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 export PIP_CERT=${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}
 PY=${PYTHON:-python3.11}
 VENV=${VENV:-.venv}
-LOCKS=(-c services/ofa-ve/requirements.lock -c webhook-relay/requirements.lock -c requirements-dev.lock)
+LOCKS=(-c services/ofa-ve/requirements.lock -c webhook-relay/requirements.lock -c tools/perf-gate/requirements.lock
+  -c requirements-dev.lock)
 # fairseq ships only as source and compiles C++ extensions against one torch: cache the wheel per torch version.
 TORCH_VERSION=$(awk -F'==' '$1=="torch"{print $2}' services/ofa-ve/requirements.lock)
 WHEELS=${OFA_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ofa-ve-wheels/torch-$TORCH_VERSION}
@@ -22,8 +23,9 @@ pip install "pip==$(awk -F'==' '$1=="pip"{print $2}' requirements-dev.lock)"
 
 # Marker: skip the heavy work when the venv already matches the locks byte for byte.
 stamp="$VENV/.locks.sha256"
-want=$(cat services/ofa-ve/requirements.lock webhook-relay/requirements.lock requirements-dev.lock \
-  services/ofa-ve/pyproject.toml webhook-relay/pyproject.toml | sha256sum | cut -d' ' -f1)
+want=$(cat services/ofa-ve/requirements.lock webhook-relay/requirements.lock tools/perf-gate/requirements.lock \
+  requirements-dev.lock services/ofa-ve/pyproject.toml webhook-relay/pyproject.toml tools/perf-gate/pyproject.toml \
+  | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   log "venv up to date"; exit 0
 fi
@@ -39,9 +41,9 @@ if ! ls "$WHEELS"/fairseq_fixed-*.whl >/dev/null 2>&1; then
     "fairseq-fixed==$(awk -F'==' '$1=="fairseq-fixed"{print $2}' services/ofa-ve/requirements.lock)"
 fi
 
-log "installing services (editable) and dev tools"
+log "installing services and tools (editable) and dev tools"
 pip install "${LOCKS[@]}" --find-links "$WHEELS" \
-  -e services/ofa-ve -e webhook-relay -r requirements-dev.txt
+  -e services/ofa-ve -e webhook-relay -e tools/perf-gate -r requirements-dev.txt
 # decord 0.6.0's wheel is named py3-none but its WHEEL file says cp36: pip check reports that tag
 # mismatch although the module imports fine, so that one line is expected; anything else fails.
 problems=$("$VENV/bin/python" -m pip check 2>&1 | grep -v '^decord 0.6.0 is not supported on this platform$' || true)
