@@ -35,6 +35,13 @@ def test_valid_pair_refused_or_failed_is_unexpected(status: int) -> None:
     assert str(status) in run.example
 
 
+def test_valid_pair_answered_without_a_label_is_unexpected() -> None:
+    """A 200 whose body carries no label is not an answer."""
+    run = _run()
+    check(GOOD, 200, b'{"status": "ok"}', run, 0.04)
+    assert (run.unexpected, run.latencies_s) == (1, [])
+
+
 def test_invalid_request_must_get_a_4xx() -> None:
     """A 4xx for a bad input is right (no latency kept); 200 or 500 is not."""
     run = _run()

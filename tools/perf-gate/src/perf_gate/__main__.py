@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -132,12 +133,28 @@ def run(args: argparse.Namespace) -> GateResult:
         return run_ab(config, args.baseline, args.candidate, args.baseline_file)
 
 
+def _terminate(signum: int, frame: object) -> None:
+    # CI cancels with SIGTERM: unwind, so the builds this run started are stopped on the way out.
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    # Progress goes to perf_gate's own logger (the root logger and its httpx chatter stay untouched).
+    logger = logging.getLogger("perf_gate")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_Elapsed())
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, handlers=[handler], force=True)
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING if args.quiet else logging.INFO)
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _main(args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        logger.removeHandler(handler)
+
+
+def _main(args: argparse.Namespace) -> int:
     try:
         result = run(args)
     except (argparse.ArgumentTypeError, ValueError) as exc:

@@ -49,7 +49,7 @@ def check(call: Call, status: int, content: bytes, run: StepRun, latency: float)
     run.statuses[str(status)] += 1
     if not call.items:
         run.outcomes += 1
-        if call.good and status == 200:
+        if call.good and status == 200 and b'"label"' in content:
             run.latencies_s.append(latency)
         elif call.good:
             run._unexpected(1, f"{status} for a valid pair: {content[:200]!r}")
