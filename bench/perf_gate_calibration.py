@@ -1,7 +1,7 @@
 """perf-gate calibration: false-alarm rate on identical builds and the smallest regression it catches.
 
-    .venv/bin/python bench/perf_gate_calibration.py [--aa 20] [--delays 2 5 10 20] [--per-case 3]
-                                                    [--batching-off 3] [--mode spin|sleep]
+    .venv/bin/python bench/perf_gate_calibration.py [--aa 20] [--delays 5 10 20] [--per-case 4]
+                                                    [--batching-off 0] [--mode spin|sleep]
 
 Runs the real command (`python -m perf_gate ab`, default profile, tiny model, as .ci/run does) again
 and again: A/A runs compare two identical exports of HEAD's service source; each planted case
@@ -54,17 +54,25 @@ def gate(candidate: Path, json_path: Path, extra: list[str]) -> dict[str, Any]:
         "regressions": [c["key"] for c in comparisons if c["verdict"] == "regression"],
         "slo_breaches": [s["name"] for s in data.get("slo", []) if s["passed"] is False],
         "error": (data.get("error") or {}).get("reason"),
+        "rounds": data.get("rounds"),
         "changes": {c["key"]: [c["change"], c["p_worse"]] for c in comparisons},
         "slo": {s["name"]: [s["candidate"], s["baseline"], s["limit"]] for s in data.get("slo", [])},
     }
 
 
+def _rounds(runs: list[dict[str, Any]]) -> str:
+    counts: dict[int, int] = {}
+    for r in runs:
+        counts[r["rounds"] or 0] = counts.get(r["rounds"] or 0, 0) + 1
+    return ", ".join(f"{n} x {k}" if n > 1 else str(k) for k, n in sorted(counts.items()))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--aa", type=int, default=20, help="A/A runs (identical builds)")
-    ap.add_argument("--delays", type=float, nargs="*", default=[2, 5, 10, 20], help="planted ms per image")
-    ap.add_argument("--per-case", type=int, default=3, help="runs per planted delay")
-    ap.add_argument("--batching-off", type=int, default=3,
+    ap.add_argument("--delays", type=float, nargs="*", default=[5, 10, 20], help="planted ms per image")
+    ap.add_argument("--per-case", type=int, default=4, help="runs per planted delay")
+    ap.add_argument("--batching-off", type=int, default=0,
                     help="runs with micro-batching off in the candidate")
     ap.add_argument("--mode", choices=["spin", "sleep"], default="spin",
                     help="how the planted delay is spent")
@@ -103,8 +111,8 @@ def main() -> int:
 
     print(f"\nperf-gate calibration ({os.cpu_count()} CPUs, default profile, tiny model, "
           f"planted: {args.mode})\n")
-    print("| case | runs | exit 1 (regression) | exit 2 (not measured) | median run time | flagged metrics |")
-    print("| --- | ---: | ---: | ---: | ---: | --- |")
+    print("| case | runs | exit 1 (regression) | exit 2 (not measured) | median time | rounds | flagged |")
+    print("| --- | ---: | ---: | ---: | ---: | --- | --- |")
     for name, _ in cases:
         rs = runs[name]
         flagged: dict[str, int] = {}
@@ -114,7 +122,7 @@ def main() -> int:
         top = ", ".join(f"{k} ({v})" for k, v in sorted(flagged.items(), key=lambda kv: -kv[1])[:4])
         failed, unmeasured = sum(r["exit"] == 1 for r in rs), sum(r["exit"] == 2 for r in rs)
         print(f"| {name} | {len(rs)} | {failed} | {unmeasured} | "
-              f"{statistics.median(r['seconds'] for r in rs):.0f} s | {top} |")
+              f"{statistics.median(r['seconds'] for r in rs):.0f} s | {_rounds(rs)} | {top} |")
     print(f"\nwritten {OUT}")
     return 0
 

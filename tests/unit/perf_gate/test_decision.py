@@ -20,6 +20,7 @@ from perf_gate.decision import (
     metric_specs,
     slo_checks,
     summarize,
+    undecided,
 )
 from perf_gate.gate import confirmed
 from perf_gate.load import StepRun
@@ -145,3 +146,14 @@ def test_confirmation_keeps_only_failures_seen_twice() -> None:
     assert slo[0].passed is True
     _, slo = confirmed(run(OK, OK, False), run(OK, OK, True))
     assert slo[0].passed is None and slo[0].note == UNCONFIRMED
+
+
+def test_undecided_lists_metrics_beyond_threshold_without_significance() -> None:
+    """Only a metric that is worse than its threshold yet not significant asks for more rounds."""
+    noisy_base = [0.040, 0.041, 0.042, 0.043, 0.070, 0.039, 0.038, 0.072]
+    noisy_cand = [0.048, 0.049, 0.050, 0.047, 0.036, 0.037, 0.075, 0.046]
+    suspicious = replace(compare(LATENCY, noisy_base, noisy_cand, ALPHA), key="suspicious")
+    clear = compare(LATENCY, _noisy(0.040), _noisy(0.060, seed=1), ALPHA)
+    fine = compare(LATENCY, _noisy(0.040), _noisy(0.040, seed=1), ALPHA)
+    assert suspicious.verdict == OK and suspicious.change > LATENCY.threshold
+    assert undecided([suspicious, clear, fine]) == ["suspicious"]

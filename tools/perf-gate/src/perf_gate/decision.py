@@ -202,6 +202,13 @@ def compare(spec: MetricSpec, baseline: Sequence[float | None], candidate: Seque
                       verdict)
 
 
+def undecided(comparisons: Sequence[Comparison]) -> list[str]:
+    """Metrics worse than their threshold without significance yet: more rounds can settle them."""
+    return [c.key for c in comparisons
+            if c.verdict == OK and c.p_worse is not None and c.change is not None
+            and (c.change if c.higher_is_worse else -c.change) > c.threshold]
+
+
 def compare_all(profile: Profile, baseline: Summary, candidate: Summary) -> list[Comparison]:
     return [compare(spec, baseline.series.get(spec.key, []), candidate.series.get(spec.key, []),
                     profile.thresholds.alpha) for spec in metric_specs(profile)]

@@ -25,13 +25,14 @@ from perf_gate.decision import (
     compare_all,
     slo_checks,
     summarize,
+    undecided,
 )
 from perf_gate.errors import CouldNotMeasure
 from perf_gate.live import Prometheus, check_live
 from perf_gate.measure import device_of, measure, running
 from perf_gate.profile import Profile, ProfileError, SloClass, load_profile
 from perf_gate.report import GateResult
-from perf_gate.workload import build_plan
+from perf_gate.workload import Call, build_plan
 
 log = logging.getLogger(__name__)
 AUTO_CLASSES = {"cuda": "gpu-large", "cpu": "cpu-tiny"}
@@ -132,16 +133,19 @@ def run_ab(config: RunConfig, baseline: str, candidate: str, baseline_file: Path
         result.builds = describe()
         plan = build_plan(profile)
 
+        rounds = config.rounds or profile.rounds
+        max_rounds = max(rounds, profile.max_rounds)
+        base_fixed = stored.summary if stored else None
+
         def attempt() -> tuple[list[Comparison], list[SloCheck], dict[str, object]]:
             with running(builds, options.start_timeout_s):
                 result.builds = describe()
                 result.slo_class, slo = _slo_class(profile, config.slo_class, cand)
-                runs = asyncio.run(measure(profile, plan, builds, result.rounds))
-            cand_summary = summarize(profile, runs["candidate"])
-            base_summary: Summary = stored.summary if stored else summarize(profile, runs["baseline"])
-            summaries = {"baseline": base_summary.to_json(), "candidate": cand_summary.to_json()}
-            checks = slo_checks(slo, cand_summary.slo, base_summary.slo) if slo is not None else []
-            return compare_all(profile, base_summary, cand_summary), checks, summaries
+                base, cand_summary, comparisons = _until_decided(profile, plan, builds, rounds, max_rounds,
+                                                                 base_fixed, result)
+            summaries = {"baseline": base.to_json(), "candidate": cand_summary.to_json()}
+            checks = slo_checks(slo, cand_summary.slo, base.slo) if slo is not None else []
+            return comparisons, checks, summaries
 
         result.comparisons, result.slo, result.summaries = attempt()
         if config.confirm and result.exit_code == EXIT_REGRESSION:
@@ -155,6 +159,32 @@ def run_ab(config: RunConfig, baseline: str, candidate: str, baseline_file: Path
         result.error = exc
     result.duration_s = time.monotonic() - started
     return result
+
+
+def _until_decided(profile: Profile, plan: dict[str, list[Call]], builds: list[Build], rounds: int,
+                   max_rounds: int, stored: Summary | None,
+                   result: GateResult) -> tuple[Summary, Summary, list[Comparison]]:
+    """Measures `rounds` rounds, then `extra_rounds` more at a time while a metric is worse than its
+    threshold but not yet significant (noise can hide a real slowdown in 8 rounds; it cannot hide it
+    in 16), up to `max_rounds`. Returns the baseline and candidate summaries and the comparisons."""
+    runs = asyncio.run(measure(profile, plan, builds, rounds))
+    while True:
+        candidate = summarize(profile, runs["candidate"])
+        baseline = stored or summarize(profile, runs["baseline"])
+        comparisons = compare_all(profile, baseline, candidate)
+        done = len(runs["candidate"])
+        result.rounds = done
+        pending = undecided(comparisons)
+        if not pending or done >= max_rounds or any(c.verdict == REGRESSION for c in comparisons):
+            return baseline, candidate, comparisons
+        more = min(profile.extra_rounds, max_rounds - done)
+        log.info("after %d rounds %s: worse than the threshold, not significant; %d more rounds",
+                 done, ", ".join(pending), more)
+        result.notes.append(f"after {done} rounds {', '.join(pending)}: worse than the threshold, "
+                            f"not significant; {more} more rounds")
+        extra = asyncio.run(measure(profile, plan, builds, more, first_round=done))
+        for role, measured in extra.items():
+            runs[role] += measured
 
 
 def _failures(result: GateResult) -> list[str]:

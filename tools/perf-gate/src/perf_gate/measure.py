@@ -53,15 +53,16 @@ def _line(run: StepRun) -> str:
 
 
 async def measure(profile: Profile, plan: dict[str, list[Call]], builds: Sequence[Build],
-                  rounds: int | None = None) -> dict[str, Rounds]:
-    """Warm-up, then `rounds` interleaved rounds; per build role, per round, step name -> StepRun."""
+                  rounds: int | None = None, first_round: int = 0) -> dict[str, Rounds]:
+    """Warm-up (before round 0 only), then `rounds` interleaved rounds numbered from `first_round`;
+    per build role, per round, step name -> StepRun."""
     rounds = profile.rounds if rounds is None else rounds
     biggest = max(s.concurrency for s in profile.steps)
     limits = httpx.Limits(max_connections=biggest + 2, max_keepalive_connections=biggest + 2)
     clients = {b.role: httpx.AsyncClient(timeout=profile.request_timeout_s, limits=limits) for b in builds}
     results: dict[str, Rounds] = {b.role: [] for b in builds}
     try:
-        if profile.warmup_calls:
+        if profile.warmup_calls and first_round == 0:
             for step in profile.steps:
                 for build in builds:
                     build.check_alive()
@@ -69,7 +70,7 @@ async def measure(profile: Profile, plan: dict[str, list[Call]], builds: Sequenc
                     await run_step(clients[build.role], build.url, step.name, calls, step.concurrency,
                                    profile.rss_poll_s)
             log.info("warm-up done (%d calls of each step per build)", profile.warmup_calls)
-        for r in range(rounds):
+        for index, r in enumerate(range(first_round, first_round + rounds)):
             for b in builds:
                 results[b.role].append({})
             for i, step in enumerate(profile.steps):
@@ -83,8 +84,9 @@ async def measure(profile: Profile, plan: dict[str, list[Call]], builds: Sequenc
                         raise CouldNotMeasure(
                             f"{build.role} ({build.detail}) answered none of the {run.calls} calls of "
                             f"{step.name} in round {r + 1}: {run.example}", build.log_tail())
-                    results[build.role][r][step.name] = run
-                    log.info("round %d/%d %-12s %-9s %s", r + 1, rounds, step.name, build.role, _line(run))
+                    results[build.role][index][step.name] = run
+                    log.info("round %d/%d %-12s %-9s %s", r + 1, first_round + rounds, step.name, build.role,
+                             _line(run))
     finally:
         for client in clients.values():
             await client.aclose()

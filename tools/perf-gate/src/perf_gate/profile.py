@@ -94,6 +94,8 @@ class Profile(_Strict):
     name: str
     seed: int
     rounds: int = Field(ge=2, le=200, description="interleaved rounds per build")
+    max_rounds: int = Field(ge=2, le=400, description="rounds an undecided A/B may grow to")
+    extra_rounds: int = Field(ge=1, le=100, description="rounds added at a time while undecided")
     warmup_calls: int = Field(ge=0, le=100_000, description="first calls of each step, sent once, unmeasured")
     request_timeout_s: float = Field(gt=0)
     rss_poll_s: float = Field(gt=0, description="how often the active build's /metrics is read for its RSS")
@@ -109,6 +111,8 @@ class Profile(_Strict):
         names = [s.name for s in self.steps]
         if len(set(names)) != len(names):
             raise ValueError(f"step names repeat: {names}")
+        if self.max_rounds < self.rounds:
+            raise ValueError(f"max_rounds ({self.max_rounds}) is below rounds ({self.rounds})")
         return self
 
     def step(self, name: str) -> Step:
