@@ -6,9 +6,10 @@ the rule is explicit, in this order:
 1. `PERF_GATE_BASELINE_REF` when set: pipelines that know the target branch's commit (a merge
    request's base, the push's `before`) pass it, and that commit is the last one that passed.
 2. The `commit` recorded in the baseline file, when the clone has it: a commit that passed, chosen
-   on purpose by whoever last ran `perf-gate record` (see the README for when to refresh it). It
-   is run again, live and interleaved with the candidate, so only its code is taken from the past,
-   never its numbers.
+   on purpose by whoever last ran `perf-gate record`; else the service source's tree id recorded
+   with it, which a squash or rebase merge keeps although it gives the commit a new id. Either is
+   run again, live and interleaved with the candidate: only its code is taken from the past, never
+   its numbers.
 3. The numbers recorded in the baseline file, when the commit is not there (a shallow clone):
    weaker, because they were measured at another time, maybe on another machine; the report says so.
 """
@@ -36,6 +37,7 @@ ENV_REF = "PERF_GATE_BASELINE_REF"
 class Stored:
     path: Path
     commit: str | None
+    service_tree: str | None
     recorded_at: str
     profile_name: str
     profile_sha256: str
@@ -59,10 +61,11 @@ def machine() -> dict[str, Any]:
 
 
 def write_stored(path: Path, profile: Profile, summary: Summary, build: dict[str, str],
-                 commit: str | None) -> None:
+                 commit: str | None, service_tree: str | None = None) -> None:
     data = {
         "format": FORMAT,
         "commit": commit,
+        "service_tree": service_tree,
         "recorded_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "profile": {"name": profile.name, "sha256": profile.sha256},
         "machine": machine(),
@@ -84,14 +87,16 @@ def read_stored(path: Path) -> Stored:
         steps = {name: StepTotals(**{k: v for k, v in totals.items() if k != "statuses"})
                  for name, totals in data["steps"].items()}
         summary = Summary(series=data["series"], slo=data["slo"], steps=steps)
-        return Stored(path, data.get("commit"), data["recorded_at"], data["profile"]["name"],
+        return Stored(path, data.get("commit"), data.get("service_tree"), data["recorded_at"],
+                      data["profile"]["name"],
                       data["profile"]["sha256"], data["machine"], data["build"], summary)
     except (KeyError, TypeError) as exc:
         raise CouldNotMeasure(f"baseline file {path}: missing or malformed {exc}") from exc
 
 
-def commit_exists(repo: Path, commit: str) -> bool:
-    proc = subprocess.run(["git", "-C", str(repo), "cat-file", "-e", f"{commit}^{{commit}}"],
+def object_exists(repo: Path, name: str, kind: str) -> bool:
+    """True when `repo` has the `kind` (commit, tree) object `name`."""
+    proc = subprocess.run(["git", "-C", str(repo), "cat-file", "-e", f"{name}^{{{kind}}}"],
                           capture_output=True, check=False)
     return proc.returncode == 0
 
@@ -107,8 +112,12 @@ def resolve_auto(repo: Path, baseline_file: Path | None,
         raise CouldNotMeasure(f"no baseline: {ENV_REF} is not set and there is no baseline file "
                               f"({baseline_file}); run `perf-gate record` or pass --baseline")
     stored = read_stored(baseline_file)
-    if stored.commit and commit_exists(repo, stored.commit):
+    if stored.commit and object_exists(repo, stored.commit, "commit"):
         return f"ref:{stored.commit}", f"the commit recorded in {baseline_file}"
-    why = (f"commit {stored.commit[:12]} of {baseline_file} is not in this clone" if stored.commit
-           else f"{baseline_file} records no commit")
+    if stored.service_tree and object_exists(repo, stored.service_tree, "tree"):
+        return (f"tree:{stored.service_tree}",
+                f"the service tree recorded in {baseline_file} (its commit {str(stored.commit)[:12]} is not "
+                "in this clone)")
+    why = (f"neither commit {stored.commit[:12]} nor the service tree of {baseline_file} is in this clone"
+           if stored.commit else f"{baseline_file} records no commit")
     return f"stored:{baseline_file}", f"{why}: comparing against its recorded numbers"

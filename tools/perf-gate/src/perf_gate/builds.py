@@ -5,6 +5,8 @@ A source is written `KIND:VALUE`:
 - `path:DIR`   the service source in checkout DIR (`path:.` = the working tree), run as `python -m ofa_ve`
 - `ref:REF`    the service source at git REF, exported with `git archive` (read-only: no worktree is
                registered, nothing in the repository changes), run the same way from the one venv
+- `tree:ID`    the service source whose git tree id is ID (what a baseline file records next to the
+               commit: the same content has the same tree id after a squash or rebase merge)
 - `url:URL`    a service somebody else started (a canary, a compose stack); nothing is started or stopped
 - `image:IMG`  `docker run` of an ofa-ve image on a loopback port (extra `docker run` arguments, such as
                `--gpus=all`, through --docker-arg)
@@ -34,7 +36,7 @@ from perf_gate.errors import CouldNotMeasure
 log = logging.getLogger(__name__)
 
 SERVICE_SRC = "services/ofa-ve/src"
-KINDS = ("path", "ref", "url", "image")
+KINDS = ("path", "ref", "tree", "url", "image")
 
 
 @dataclass(frozen=True)
@@ -191,21 +193,49 @@ class RefBuild(ProcessBuild):
         return {**super().describe(), "commit": self.commit}
 
 
-def resolve_commit(repo: Path, ref: str) -> str:
-    """The full commit id `ref` names in `repo`; CouldNotMeasure when git cannot resolve it."""
-    proc = subprocess.run(["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],
+class TreeBuild(ProcessBuild):
+    """The service source with a given git tree id, exported read-only into the work directory."""
+
+    def __init__(self, role: str, source: str, tree_id: str, options: BuildOptions,
+                 env: dict[str, str]) -> None:
+        super().__init__(role, source, options.workdir / f"{role}-tree", options, env)
+        self.tree_id = resolve_object(options.repo, tree_id, "tree")
+        self.detail = f"service tree {self.tree_id[:12]}"
+
+    def prepare(self) -> None:
+        export_tree(self.options.repo, self.tree_id, self.options.service_src, self.tree, tree=True)
+        super().prepare()
+
+
+def service_tree(repo: Path, commit: str, service_src: str = SERVICE_SRC) -> str | None:
+    """The tree id of the service source at `commit`, or None when git cannot say."""
+    cmd = ["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", f"{commit}:{service_src}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def resolve_object(repo: Path, name: str, kind: str) -> str:
+    """The full id of the `kind` (commit, tree) `name` names in `repo`; CouldNotMeasure when there is none."""
+    proc = subprocess.run(["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", f"{name}^{{{kind}}}"],
                           capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        raise CouldNotMeasure(f"git ref {ref!r} not found in {repo} (a shallow clone? fetch it first)")
+        raise CouldNotMeasure(f"git {kind} {name!r} not found in {repo} (a shallow clone? fetch it first)")
     return proc.stdout.strip()
 
 
-def export_tree(repo: Path, commit: str, subdir: str, dest: Path) -> None:
-    """Writes `subdir` of `commit` under `dest` with `git archive` (reads objects only)."""
-    proc = subprocess.run(["git", "-C", str(repo), "archive", "--format=tar", commit, "--", subdir],
+def resolve_commit(repo: Path, ref: str) -> str:
+    """The full commit id `ref` names in `repo`; CouldNotMeasure when git cannot resolve it."""
+    return resolve_object(repo, ref, "commit")
+
+
+def export_tree(repo: Path, commit: str, subdir: str, dest: Path, *, tree: bool = False) -> None:
+    """Writes `subdir` of `commit` under `dest` with `git archive` (reads objects only). With `tree`,
+    `commit` is the id of the subdir's own tree, written under `subdir` all the same."""
+    where = [f"--prefix={subdir.rstrip('/')}/", commit] if tree else [commit, "--", subdir]
+    proc = subprocess.run(["git", "-C", str(repo), "archive", "--format=tar", *where],
                           capture_output=True, check=False)
     if proc.returncode != 0:
-        raise CouldNotMeasure(f"git archive {commit[:12]} -- {subdir} failed: "
+        raise CouldNotMeasure(f"git archive {commit[:12]} {subdir} failed: "
                               f"{proc.stderr.decode(errors='replace').strip()[:500]}")
     if dest.exists():
         shutil.rmtree(dest)
@@ -287,6 +317,8 @@ def make_build(role: str, source: str, options: BuildOptions, env: dict[str, str
         return build
     if kind == "ref":
         return RefBuild(role, source, value, options, env)
+    if kind == "tree":
+        return TreeBuild(role, source, value, options, env)
     if kind == "image":
         return ImageBuild(role, source, value, options, env)
     if env:

@@ -15,7 +15,15 @@ import httpx
 
 from perf_gate import EXIT_REGRESSION
 from perf_gate.baseline import read_stored, resolve_auto, write_stored
-from perf_gate.builds import Build, BuildOptions, ProcessBuild, RefBuild, make_build, parse_source
+from perf_gate.builds import (
+    Build,
+    BuildOptions,
+    ProcessBuild,
+    RefBuild,
+    make_build,
+    parse_source,
+    service_tree,
+)
 from perf_gate.decision import (
     REGRESSION,
     UNCONFIRMED,
@@ -164,9 +172,9 @@ def run_ab(config: RunConfig, baseline: str, candidate: str, baseline_file: Path
 def _until_decided(profile: Profile, plan: dict[str, list[Call]], builds: list[Build], rounds: int,
                    max_rounds: int, stored: Summary | None,
                    result: GateResult) -> tuple[Summary, Summary, list[Comparison]]:
-    """Measures `rounds` rounds, then `extra_rounds` more at a time while a metric is worse than its
-    threshold but not yet significant (noise can hide a real slowdown in 8 rounds; it cannot hide it
-    in 16), up to `max_rounds`. Returns the baseline and candidate summaries and the comparisons."""
+    """Measures `rounds` rounds, then `extra_rounds` more at a time, up to `max_rounds`, while a metric
+    is worse than its threshold but not yet significant (on a busy runner noise can leave a real
+    slowdown open after 8 rounds). Returns the baseline and candidate summaries and the comparisons."""
     runs = asyncio.run(measure(profile, plan, builds, rounds))
     while True:
         candidate = summarize(profile, runs["candidate"])
@@ -224,13 +232,14 @@ def run_record(config: RunConfig, source: str, out: Path, commit: str | None) ->
         elif commit is None and isinstance(build, ProcessBuild):
             commit = _head(options.repo)
             result.notes.append(f"recorded as commit {commit[:12]} (HEAD): the working tree must match it")
+        tree = service_tree(options.repo, commit, options.service_src) if commit else None
         plan = build_plan(profile)
         with running([build], options.start_timeout_s):
             result.builds = [build.describe()]
             result.slo_class, slo = _slo_class(profile, config.slo_class, build)
             runs = asyncio.run(measure(profile, plan, [build], result.rounds))
         summary = summarize(profile, runs["baseline"])
-        write_stored(out, profile, summary, build.describe(), commit)
+        write_stored(out, profile, summary, build.describe(), commit, tree)
         result.summaries = {"baseline": summary.to_json()}
         result.notes.append(f"written {out}")
         if slo is not None:
