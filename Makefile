@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help venv tools docker browser test test-unit lint format dashboards check-monitoring tiny-model image-wheels test-stack drills bench bench-stress gpus up up-cpu down secrets snapshots compare
+.PHONY: help venv tools docker browser test test-unit lint format dashboards check-monitoring tiny-model image-wheels test-stack drills bench bench-stress gpus up up-cpu down secrets snapshots compare perf-gate
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-17s %s\n", $$1, $$2}'
@@ -63,6 +63,13 @@ bench-stress: venv ## overload, body memory and scrape impact: this tree against
 
 gpus: ## docker-compose.gpus.yml: one ofa-ve replica pinned per GPU, e.g. make gpus GPUS="0 1 2 3"
 	$(PY) scripts/gen_gpu_compose.py $(GPUS) > docker-compose.gpus.yml
+
+# The baseline: $$PERF_GATE_BASELINE_REF, else the commit recorded in the baseline file, else its numbers.
+PERF_GATE_BASELINE_FILE ?= tools/perf-gate/baselines/cpu-tiny.json
+perf-gate: venv ## performance gate as CI runs it: this tree against the baseline, tiny model (tools/perf-gate/)
+	$(PY) -m perf_gate ab --baseline auto --baseline-file $(PERF_GATE_BASELINE_FILE) --candidate path:. \
+	  --tiny-model .tiny-model --slo-class cpu-tiny --confirm \
+	  --json bench/results/perf-gate.json --markdown bench/results/perf-gate.md
 
 up: ## the stack on a GPU host (no .env needed: secrets are generated; .env turns on robots and email)
 	docker compose up -d

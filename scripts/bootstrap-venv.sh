@@ -7,7 +7,7 @@ export PIP_CERT=${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}
 PY=${PYTHON:-python3.11}
 VENV=${VENV:-.venv}
 LOCKS=(-c services/ofa-ve/requirements.lock -c webhook-relay/requirements.lock -c tools/metrics-snapshot/requirements.lock
-       -c requirements-dev.lock)
+       -c tools/perf-gate/requirements.lock -c requirements-dev.lock)
 # fairseq ships only as source and compiles C++ extensions against one torch: cache the wheel per torch version.
 TORCH_VERSION=$(awk -F'==' '$1=="torch"{print $2}' services/ofa-ve/requirements.lock)
 WHEELS=${OFA_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ofa-ve-wheels/torch-$TORCH_VERSION}
@@ -24,7 +24,8 @@ pip install "pip==$(awk -F'==' '$1=="pip"{print $2}' requirements-dev.lock)"
 # Marker: skip the heavy work when the venv already matches the locks byte for byte.
 stamp="$VENV/.locks.sha256"
 want=$(cat services/ofa-ve/requirements.lock webhook-relay/requirements.lock tools/metrics-snapshot/requirements.lock \
-  requirements-dev.lock services/ofa-ve/pyproject.toml webhook-relay/pyproject.toml tools/metrics-snapshot/pyproject.toml \
+  tools/perf-gate/requirements.lock requirements-dev.lock services/ofa-ve/pyproject.toml webhook-relay/pyproject.toml \
+  tools/metrics-snapshot/pyproject.toml tools/perf-gate/pyproject.toml \
   | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   log "venv up to date"; exit 0
@@ -43,7 +44,7 @@ fi
 
 log "installing services and tools (editable) and dev tools"
 pip install "${LOCKS[@]}" --find-links "$WHEELS" \
-  -e services/ofa-ve -e webhook-relay -e tools/metrics-snapshot -r requirements-dev.txt
+  -e services/ofa-ve -e webhook-relay -e tools/metrics-snapshot -e tools/perf-gate -r requirements-dev.txt
 # decord 0.6.0's wheel is named py3-none but its WHEEL file says cp36: pip check reports that tag
 # mismatch although the module imports fine, so that one line is expected; anything else fails.
 problems=$("$VENV/bin/python" -m pip check 2>&1 | grep -v '^decord 0.6.0 is not supported on this platform$' || true)
