@@ -296,11 +296,12 @@ SAME_ANSWERS = {
 def test_remote_write_reaches_victoriametrics_with_the_same_answers(stack: Stack) -> None:
     """Every sample Prometheus stores reaches VictoriaMetrics: the same queries at the same past moment give
     the same answers from both datasources (within the tolerance of each)."""
-    at = time.time() - 60  # past VictoriaMetrics' 30 s latency offset and remote write's 5 s batches
-
-    def both(promql: str) -> tuple[dict[str, float], dict[str, float]] | None:
+    def both(promql: str) -> tuple[dict[str, float], dict[str, float]]:
+        at = time.time() - 60  # past VictoriaMetrics' 30 s latency offset and remote write's 5 s batches
         ours, theirs = _by_labels(stack.query(promql, at=at)), _by_labels(_vm_query(stack, promql, at))
-        return (ours, theirs) if ours and set(ours) == set(theirs) else None
+        if ours and set(ours) == set(theirs):
+            return ours, theirs
+        raise AssertionError(f"at {at:.0f}: Prometheus {ours}, VictoriaMetrics {theirs}")
 
     for promql, tolerance in SAME_ANSWERS.items():
         prometheus, victoriametrics = wait_for(lambda q=promql: both(q), promql, timeout=60)
