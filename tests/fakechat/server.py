@@ -320,6 +320,30 @@ def create_app(state: FakeChat) -> Starlette:
     )
 
 
+def serve_in_thread(
+    app: Any, host: str, port: int, name: str
+) -> tuple[uvicorn.Server, threading.Thread, int]:
+    """Start `app` under uvicorn in a daemon thread; returns once it listens, with the bound port."""
+    # No websockets/httptools: fewer optional imports whose warnings would fail strict test runs.
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off", ws="none",
+                            http="h11")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name=name, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError(f"{name} did not start")
+        time.sleep(0.01)
+    return server, thread, port or server.servers[0].sockets[0].getsockname()[1]
+
+
+def stop_in_thread(server: uvicorn.Server, thread: threading.Thread) -> None:
+    """Ask a server started by `serve_in_thread` to exit and wait for its thread."""
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
 class FakeChatServer:
     """Runs the fake in a background thread; `stop()` and `start()` again simulate an outage."""
 
@@ -335,31 +359,12 @@ class FakeChatServer:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> FakeChatServer:
-        # No websockets/httptools: fewer optional imports whose warnings would fail strict test runs.
-        config = uvicorn.Config(
-            create_app(self.state),
-            host=self.host,
-            port=self.port,
-            log_level="warning",
-            lifespan="off",
-            ws="none",
-            http="h11",
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="fakechat", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("fake chat server did not start")
-            time.sleep(0.01)
-        if self.port == 0:
-            self.port = self._server.servers[0].sockets[0].getsockname()[1]
+        self._server, self._thread, self.port = serve_in_thread(create_app(self.state), self.host, self.port,
+                                                                "fakechat")
         return self
 
     def stop(self) -> None:
         if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=10)
+            stop_in_thread(self._server, self._thread)
         self._server = None
         self._thread = None

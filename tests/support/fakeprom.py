@@ -22,6 +22,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from tests.fakechat.server import serve_in_thread, stop_in_thread
+
 INSTANCE = "10.0.0.5:8000"
 # (substring of the query, label of the breakdown or None, value or {label value: value}).
 ANSWERS: list[tuple[str, str | None, Any]] = [
@@ -145,21 +147,9 @@ class FakePrometheusServer:
 
         app = Starlette(routes=[Route("/api/v1/query", handle), Route("/api/v1/query_range", handle),
                                 Route("/v1/errors", errors)])
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off",
-                                ws="none", http="h11")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="fakeprom", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("fake Prometheus did not start")
-            time.sleep(0.01)
-        if self.port == 0:
-            self.port = self._server.servers[0].sockets[0].getsockname()[1]
+        self._server, self._thread, self.port = serve_in_thread(app, "127.0.0.1", self.port, "fakeprom")
         return self
 
     def stop(self) -> None:
         if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=10)
+            stop_in_thread(self._server, self._thread)

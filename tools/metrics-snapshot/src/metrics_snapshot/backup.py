@@ -74,14 +74,7 @@ def run_vmbackup(
         "-httpListenAddr=127.0.0.1:0",
     ]
     started = time.monotonic()
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
-    except FileNotFoundError as exc:
-        raise BackupError(f"{vmbackup} not found: {exc}") from exc
-    except subprocess.TimeoutExpired as exc:
-        raise BackupError(f"vmbackup did not finish within {timeout_s:.0f} s") from exc
-    if proc.returncode != 0:
-        raise BackupError(f"vmbackup exited with {proc.returncode}: {_tail(proc.stdout + proc.stderr)}")
+    proc = _run_tool("vmbackup", cmd, timeout_s)
     seconds = time.monotonic() - started
     size = directory_bytes(target) if target is not None else None
     done = _DONE.search(proc.stdout + proc.stderr)
@@ -89,6 +82,19 @@ def run_vmbackup(
     log.info("backup done", extra={"destination": destination, "seconds": round(seconds, 3), "bytes": size,
                                    "uploaded_bytes": uploaded})
     return BackupResult(destination, seconds, size, backed_up, uploaded)
+
+
+def _run_tool(name: str, cmd: list[str], timeout_s: float) -> subprocess.CompletedProcess[str]:
+    """Run a VictoriaMetrics tool (`cmd[0]`); any way it fails is a BackupError naming `name`."""
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
+    except FileNotFoundError as exc:
+        raise BackupError(f"{cmd[0]} not found: {exc}") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise BackupError(f"{name} did not finish within {timeout_s:.0f} s") from exc
+    if proc.returncode != 0:
+        raise BackupError(f"{name} exited with {proc.returncode}: {_tail(proc.stdout + proc.stderr)}")
+    return proc
 
 
 def vm_is_up(vm_url: str) -> bool:
@@ -104,11 +110,4 @@ def run_vmrestore(vmrestore: str, source: str, storage_data_path: Path, timeout_
     replaces the data directory's contents)."""
     cmd = [vmrestore, f"-src={source}", f"-storageDataPath={storage_data_path}",
            "-httpListenAddr=127.0.0.1:0", "-loggerLevel=ERROR"]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
-    except FileNotFoundError as exc:
-        raise BackupError(f"{vmrestore} not found: {exc}") from exc
-    except subprocess.TimeoutExpired as exc:
-        raise BackupError(f"vmrestore did not finish within {timeout_s:.0f} s") from exc
-    if proc.returncode != 0:
-        raise BackupError(f"vmrestore exited with {proc.returncode}: {_tail(proc.stdout + proc.stderr)}")
+    _run_tool("vmrestore", cmd, timeout_s)
