@@ -84,8 +84,13 @@ def test_path_builds_run_the_tree_s_own_service(tree: Path, profile: Path) -> No
     """Both builds start from the tree (its stand-in, not the venv's ofa_ve), get measured, and stop."""
     proc = _gate(tree, profile)
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, out + err
-    assert "PASS" in out.splitlines()[0]
+    # The verdict is not under test: two processes of a 3 ms stand-in can differ by 20 % for a whole run
+    # on a busy 2-core CI machine (seen once). 2 would mean the gate itself failed.
+    assert proc.returncode in (0, 1), out + err
+    assert re.match(r"### perf-gate \(ab\): (PASS|FAIL)", out), out
+    # 95 MiB is what the stand-in's /metrics reports; the real service would report its own RSS.
+    assert re.search(r"^\| peak RSS \| 95 MiB \| 95 MiB \|", out, re.M), out
+    assert re.search(r"^\| baseline \| single-c1 \| (16|32|48) \| 0 \| 200: \1 \|", out, re.M), out
     pids = [int(p) for p in re.findall(r"\(pid (\d+)\)", err)]
     assert len(pids) == 2
     for pid in pids:

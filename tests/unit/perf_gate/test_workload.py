@@ -7,10 +7,17 @@ import base64
 import io
 import json
 
+from ofa_ve.errors import ClientError
+from ofa_ve.imaging import decode_image
+from ofa_ve.settings import Settings
 from perf_gate.profile import load_profile
 from perf_gate.workload import BATCH_PATH, SINGLE_PATH, build_plan
 from PIL import Image
 from starlette.requests import Request
+
+# The service's default limits: the gate's good images must pass them, its bad ones fail for another cause.
+MAX_BYTES = Settings.model_fields["max_image_bytes"].default
+MAX_PIXELS = Settings.model_fields["max_image_pixels"].default
 
 
 def _form(body: bytes, content_type: str) -> dict:
@@ -101,10 +108,11 @@ def test_bad_calls_are_really_bad() -> None:
             form = _form(call.body, call.content_type)
             text, image = form.get("text"), form["image"]
         broken_text = text is None or not text.strip()
+        # The service's own decoder is the judge: a bare PIL decode depends on the process-wide
+        # LOAD_TRUNCATED_IMAGES, which an earlier ModelScope import in the same session switches on.
         try:
-            with Image.open(io.BytesIO(image)) as decoded:
-                decoded.load()
+            decode_image(image, max_bytes=MAX_BYTES, max_pixels=MAX_PIXELS)
             broken_image = False
-        except OSError:
+        except ClientError:
             broken_image = True
         assert broken_text or broken_image
