@@ -11,11 +11,11 @@ from ofa_ve.errors import ClientError
 from ofa_ve.imaging import decode_image
 from ofa_ve.settings import Settings
 from perf_gate.profile import load_profile
-from perf_gate.workload import BATCH_PATH, SINGLE_PATH, build_plan
+from perf_gate.workload import BATCH_PATH, SINGLE_PATH, Call, build_plan
 from PIL import Image
 from starlette.requests import Request
 
-# The service's default limits: the gate's good images must pass them, its bad ones fail for another cause.
+# The service's default limits, so a bad image is judged as the service would judge it.
 MAX_BYTES = Settings.model_fields["max_image_bytes"].default
 MAX_PIXELS = Settings.model_fields["max_image_pixels"].default
 
@@ -42,6 +42,15 @@ def _form(body: bytes, content_type: str) -> dict:
         return out
 
     return asyncio.run(parse())
+
+
+def _text_and_image(call: Call) -> tuple[str | None, bytes]:
+    """The text (None when absent) and the image bytes a call sends, as JSON with base64 or as multipart."""
+    if call.content_type == "application/json":
+        body = json.loads(call.body)
+        return body.get("text"), base64.b64decode(body["image_base64"])
+    form = _form(call.body, call.content_type)
+    return form.get("text"), form["image"]
 
 
 def test_plan_is_identical_every_time() -> None:
@@ -80,14 +89,8 @@ def test_single_calls_mix_json_and_multipart_with_real_images() -> None:
     for call in calls:
         if not call.good:
             continue
-        if call.content_type == "application/json":
-            body = json.loads(call.body)
-            image = base64.b64decode(body["image_base64"])
-            text = body["text"]
-        else:
-            form = _form(call.body, call.content_type)
-            image, text = form["image"], form["text"]
-        assert text.strip()
+        text, image = _text_and_image(call)
+        assert text is not None and text.strip()
         with Image.open(io.BytesIO(image)) as decoded:
             formats.add(decoded.format)
             decoded.load()
@@ -101,12 +104,7 @@ def test_bad_calls_are_really_bad() -> None:
     bad = [c for calls in plan.values() for c in calls if not c.good and not c.items]
     assert bad
     for call in bad:
-        if call.content_type == "application/json":
-            body = json.loads(call.body)
-            text, image = body.get("text"), base64.b64decode(body["image_base64"])
-        else:
-            form = _form(call.body, call.content_type)
-            text, image = form.get("text"), form["image"]
+        text, image = _text_and_image(call)
         broken_text = text is None or not text.strip()
         # The service's own decoder is the judge: a bare PIL decode depends on the process-wide
         # LOAD_TRUNCATED_IMAGES, which an earlier ModelScope import in the same session switches on.
