@@ -21,8 +21,8 @@ NEED_GB_WITH_TORCH=6
 PY=${PYTHON:-.venv/bin/python}
 log() { printf '[fetch-image-wheels] %s\n' "$*" >&2; }
 
-# Prints, for the lock and a wheel folder, the wheels that are missing ("need NAME==VERSION PREFIX") and
-# those of another lock ("stale PATH"). PREFIX is the normalised "name-version" a wheel file starts with.
+# Prints, for the lock and a wheel folder, the wheels that are missing ("need NAME==VERSION") and
+# those of another lock ("stale PATH").
 compare() {
   "$PY" - "$LOCK" "$1" <<'PY'
 import re, sys
@@ -32,22 +32,10 @@ def norm(name, version):
 want = {norm(*line.split("==")): line for line in Path(sys.argv[1]).read_text().split() if "==" in line}
 have = {norm(*w.name.split("-")[:2]): w for w in Path(sys.argv[2]).glob("*.whl")}
 for key in want.keys() - have.keys():
-    print("need", want[key], key)
+    print("need", want[key])
 for key in have.keys() - want.keys():
     print("stale", have[key])
 PY
-}
-
-# Links every wheel of the lock that the store holds into $OUT (a copy where the two are on different
-# filesystems); returns the wheels still missing from $OUT.
-link_from_store() {
-  local name
-  for wheel in "$STORE"/*.whl; do
-    [ -e "$wheel" ] || continue
-    name=$(basename "$wheel")
-    [ -e "$OUT/$name" ] || ln "$wheel" "$OUT/$name" 2>/dev/null || cp "$wheel" "$OUT/$name"
-  done
-  compare "$OUT" | awk '$1=="stale"{print $2}' | xargs -r rm -f
 }
 
 mkdir -p "$OUT" "$STORE"
@@ -73,9 +61,14 @@ if [ -n "$need" ]; then
   "$PY" -m pip --disable-pip-version-check -q wheel --no-cache-dir --no-deps -c "$LOCK" \
     --find-links "$FAIRSEQ" -w "$STORE" $need
 fi
-link_from_store
-# Store wheels that no checkout links any more (one link: the store's own) and that this lock does not name.
-compare "$STORE" | awk '$1=="stale"{print $2}' | while read -r wheel; do
+# The lock's wheels into $OUT: hard links, or copies where the two are on different filesystems.
+store_stale=$(compare "$STORE" | awk '$1=="stale"{print $2}')
+for wheel in "$STORE"/*.whl; do
+  grep -qxF "$wheel" <<<"$store_stale" && continue
+  [ -e "$OUT/${wheel##*/}" ] || ln "$wheel" "$OUT/" 2>/dev/null || cp "$wheel" "$OUT/"
+done
+# The store's other wheels go once no checkout links them (one link left: the store's own).
+for wheel in $store_stale; do  # wheel file names hold no blanks
   [ "$(stat -c %h "$wheel")" -gt 1 ] || rm -f "$wheel"
 done
 state=$(compare "$OUT")
