@@ -104,6 +104,13 @@ def test_too_little_traffic_is_no_evidence() -> None:
     assert result.error is not None and "fewer than the 300" in result.error.reason
 
 
+def test_a_limit_without_a_value_is_not_a_pass() -> None:
+    """Enough requests but no P95 (no latency histogram under the selector): exit 2 naming it, not a pass."""
+    result = _live(_prometheus({**GOOD, "p95_s": None}))
+    assert result.exit_code == 2
+    assert result.error is not None and "no value for p95_s" in result.error.reason
+
+
 def test_missing_series_are_not_measured() -> None:
     """No recorded series (rules not loaded, selector matching nothing) is exit 2."""
     result = _live(_prometheus(dict.fromkeys(GOOD)))

@@ -115,4 +115,12 @@ def check_live(prom: Prometheus, slo: SloClass, selector: str, window: str, at: 
             f"only {requests:.0f} requests matched {selector or '(all)'} in the {window} before {stamp}, "
             f"fewer than the {slo.min_requests} the class needs as evidence (or the recording rules are "
             "missing)")
-    return LiveResult(stamp, values, slo_checks(slo, values), qs)
+    checks = slo_checks(slo, values)
+    # A limit nothing could be compared with is not met: e.g. requests counted but no latency histogram
+    # under the selector (another endpoint, rules of another version), or no RSS series.
+    unmeasured = [c.name for c in checks if c.candidate is None]
+    if unmeasured:
+        raise CouldNotMeasure(
+            f"{requests:.0f} requests matched {selector or '(all)'} in the {window} before {stamp}, but "
+            f"Prometheus gave no value for {', '.join(unmeasured)}: that limit cannot be checked")
+    return LiveResult(stamp, values, checks, qs)
