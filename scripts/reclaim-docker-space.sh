@@ -9,12 +9,14 @@
 #      base images stay, they cannot be pulled here).
 # Running containers and volumes are never touched. When it is still short after all of that it says so
 # (NEED_GB is an estimate: the run may still fit) and exits 0; scripts/fetch-image-wheels.sh refuses
-# for itself, before downloading, when the torch wheels cannot fit. Exit 1: no Docker engine answers.
+# for itself, before downloading, when the torch wheels cannot fit. Exit 1: no Docker engine answers;
+# exit 2: NEED_GB is not a whole number.
 # Usage: scripts/reclaim-docker-space.sh [NEED_GB]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NEED_GB=${1:-45}
 log() { printf '[reclaim-docker-space] %s\n' "$*" >&2; }
+[[ "$NEED_GB" =~ ^[0-9]+$ ]] || { log "NEED_GB must be a whole number of GB, got '$NEED_GB'"; exit 2; }
 
 root=$(docker info --format '{{.DockerRootDir}}' 2>/dev/null) || { log "no Docker engine answers"; exit 1; }
 free_gb() {  # the smaller of the two filesystems' free space, in whole GB
